@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh Debian machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+.PHONY: deps build test test-unit lint format bench demo clean
+
+deps:
+	@scripts/bootstrap
+
+build: deps
+	@npx tsc -p tsconfig.json
+
+lint: deps
+	@npx biome check src test
+
+format: deps
+	@npx biome format --write src test
+
+# Every suite (unit, integration against the lab, slow ones); ends with "N passed, N failed".
+test: build lint
+	@scripts/run-tests
+
+test-unit: build
+	@scripts/run-tests --project unit
+
+bench: build
+	@scripts/bench/run
+
+demo: build
+	@scripts/demo
+
+clean:
+	rm -rf dist .out

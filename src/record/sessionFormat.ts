@@ -1,0 +1,150 @@
+/**
+ * The session file: ctrdbg's own, versioned JSONL format. The recorder converts Delve's variables into
+ * these types, so replay never depends on Delve's wire types and a recording outlives any Delve version.
+ *
+ *   line 1      SessionHeader
+ *   line 2..n   HitRecord, one per breakpoint hit, in the order the hits were observed
+ *   last line   EndRecord (missing, or cut short, when the recorder was killed; readers tolerate both)
+ *
+ * Compatibility: readers accept any file whose header says `format: "ctrdbg-session"` and
+ * `version <= SESSION_VERSION`; a newer version is refused with a hint to upgrade ctrdbg.
+ * New optional fields may be added without a version bump; renaming or retyping a field bumps it.
+ */
+
+export const SESSION_FORMAT = 'ctrdbg-session';
+export const SESSION_VERSION = 1;
+
+export interface SessionTarget {
+  /** What the user typed, e.g. "lab", "minikube:dev", "ssh://docker@10.0.0.5:22". */
+  spec: string;
+  kind: 'lab' | 'minikube' | 'ssh';
+  host: string;
+  port: number;
+  user: string;
+  /** minikube node name for multi-node profiles. */
+  node?: string;
+}
+
+export interface SessionContainerd {
+  pid: number;
+  binary: string;
+  version: string;
+  revision?: string;
+  sha256: string;
+  buildId?: string;
+  goVersion?: string;
+}
+
+export interface RecordedBreakpoint {
+  /** Delve's breakpoint id; hit records refer to it. */
+  id: number;
+  /** "<set>/<entry>", unique within the session. */
+  name: string;
+  set: string;
+  entry: string;
+  function: string;
+  file: string;
+  line: number;
+  optimized: boolean;
+  expressions: string[];
+  condition?: string;
+}
+
+export interface SessionHeader {
+  type: 'header';
+  format: typeof SESSION_FORMAT;
+  version: number;
+  createdAt: string;
+  ctrdbgVersion: string;
+  target: SessionTarget;
+  containerd: SessionContainerd;
+  /** The build manifest written by `ctrdbg build`, when the node's binary came from one. */
+  buildManifest?: Record<string, unknown> | null;
+  delve?: { version: string; apiVersion: number };
+  sets: string[];
+  breakpoints: RecordedBreakpoint[];
+  redaction: { enabled: boolean; rules: string[] };
+  /** The trigger command, if one was run. */
+  trigger?: string;
+}
+
+/**
+ * A recorded value. Scalars carry `value`; composites carry `children`. `len`/`cap` are the real sizes;
+ * `truncated` is set when fewer children (or a shorter string) were loaded than exist.
+ */
+export interface RecordedValue {
+  name: string;
+  type: string;
+  /** Go kind, lower case: "struct", "ptr", "string", "int64", "slice", "map", "interface", "bool", "func", … */
+  kind: string;
+  value?: string;
+  len?: number;
+  cap?: number;
+  truncated?: boolean;
+  children?: RecordedValue[];
+  /** Delve could not read it (e.g. optimised away, unreadable memory). */
+  error?: string;
+  /** The value was removed by the redaction rules; `value`/`children` are absent. */
+  redacted?: boolean;
+}
+
+export interface RecordedFrame {
+  function: string;
+  file: string;
+  line: number;
+  pc?: number;
+}
+
+export interface RecordedExpression {
+  expr: string;
+  value?: RecordedValue;
+  error?: string;
+}
+
+export interface HitRecord {
+  type: 'hit';
+  /** 1-based, contiguous. */
+  seq: number;
+  /** Milliseconds since the session started (monotonic clock). */
+  t: number;
+  /** Wall-clock time of the hit, ISO 8601. */
+  wall: string;
+  breakpoint: { id: number; name: string; set: string };
+  goroutine: { id: number; function?: string };
+  thread: number;
+  /** How long containerd was stopped for this hit, in milliseconds (stop observed → continue sent). */
+  stoppedMs: number;
+  location: { function: string; file: string; line: number };
+  stack: RecordedFrame[];
+  args: RecordedValue[];
+  locals: RecordedValue[];
+  expressions: RecordedExpression[];
+}
+
+export type EndReason =
+  | 'trigger-finished'
+  | 'max-hits'
+  | 'duration'
+  | 'interrupted'
+  | 'error'
+  | 'connection-lost'
+  | 'interactive-ended';
+
+export interface EndRecord {
+  type: 'end';
+  t: number;
+  wall: string;
+  reason: EndReason;
+  message?: string;
+  hits: number;
+  perBreakpoint: Record<string, number>;
+  /** Hits seen but not written (should always be 0). */
+  dropped: number;
+  /** Whether breakpoints were cleared and Delve detached without killing containerd. */
+  detached: boolean;
+  containerdPid: number;
+  /** Whether containerd answered on its socket after detaching. */
+  containerdServing?: boolean;
+}
+
+export type SessionRecord = SessionHeader | HitRecord | EndRecord;
