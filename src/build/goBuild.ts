@@ -1,0 +1,492 @@
+/**
+ * Building a debuggable containerd from one of two kinds of source tree:
+ *  - a containerd checkout, built through its own Makefile (`make GODEBUG=1 GO_GCFLAGS= bin/containerd`),
+ *    so the result matches what the project ships except for the debug flags;
+ *  - a lab tree (GOPATH mode, marked by `ctrdbg-tree.json`): Debian's packaged containerd library plus a
+ *    small main package, built with `go build -gcflags=all="-N -l"` directly.
+ * Planning is pure (unit-tested); running streams the tool's output into a progress display.
+ */
+import { constants } from 'node:fs';
+import { access, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import ora from 'ora';
+import { z } from 'zod';
+import { projectRoot } from '../config.js';
+import { buildError, environmentError, inputError, usageError } from '../errors.js';
+import type { Logger } from '../util/output.js';
+
+export const LAB_TREE_MARKER = 'ctrdbg-tree.json';
+/** The lab's main package import path inside its GOPATH tree. */
+export const LAB_PACKAGE = 'ctrdbg.lab/containerd';
+/** Debian's packaged containerd library source (golang-github-containerd-containerd-dev). */
+export const DEBIAN_GOCODE = '/usr/share/gocode';
+export const DEBIAN_CONTAINERD_PACKAGE = 'golang-github-containerd-containerd-dev';
+const VERSION_PKG = 'github.com/containerd/containerd/version';
+
+export const supportedArches = ['amd64', 'arm64'] as const;
+export type Arch = (typeof supportedArches)[number];
+
+const archAliases: Record<string, Arch> = {
+  amd64: 'amd64',
+  x86_64: 'amd64',
+  x64: 'amd64',
+  arm64: 'arm64',
+  aarch64: 'arm64',
+};
+
+/** This machine's architecture in Go's naming. */
+export function localArch(): string {
+  return archAliases[process.arch] ?? process.arch;
+}
+
+export function normalizeArch(arch: string | undefined): Arch {
+  if (arch === undefined) {
+    const local = archAliases[process.arch];
+    if (!local)
+      throw usageError(`This machine (${process.arch}) is not a supported build host architecture.`, {
+        hint: 'Pass --arch amd64 or --arch arm64.',
+      });
+    return local;
+  }
+  const known = archAliases[arch.trim().toLowerCase()];
+  if (!known) {
+    throw usageError(`Unknown --arch "${arch}".`, {
+      hint: `Use one of ${supportedArches.join(', ')} (the node's \`uname -m\`: x86_64 → amd64, aarch64 → arm64).`,
+    });
+  }
+  return known;
+}
+
+/* ------------------------------------------------------------------ source trees */
+
+export const labTreeMarkerSchema = z.object({
+  format: z.literal(1),
+  kind: z.literal('gopath'),
+  package: z.string().min(1),
+  gopath: z.array(z.string().min(1)).min(1),
+  ldflags: z.record(z.string(), z.string()).default({}),
+  version: z.string().optional(),
+  sourceRoots: z.array(z.string().min(1)).min(1),
+});
+export type LabTreeMarker = z.infer<typeof labTreeMarkerSchema>;
+
+export type SourceTree =
+  | { kind: 'checkout'; root: string; makefile: string }
+  | { kind: 'gopath'; root: string; marker: LabTreeMarker };
+
+/** The block every containerd Makefile since 1.6 has; its presence is what makes `make GODEBUG=1` mean debug. */
+const GODEBUG_BLOCK = /^\s*ifndef\s+GODEBUG\b/m;
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export async function detectSourceTree(src: string | undefined): Promise<SourceTree> {
+  if (src === undefined || src.trim() === '') {
+    throw usageError('No source tree given: `ctrdbg build` needs --src.', {
+      hint: 'Pass --src ~/src/containerd (a containerd git checkout) or --src <lab dir>/tree (a lab tree with ctrdbg-tree.json).',
+    });
+  }
+  const root = resolve(src);
+  if (!(await isDirectory(root))) {
+    throw inputError(`--src ${src} is not a directory.`, {
+      hint: 'Pass the directory of a containerd checkout, e.g. --src ~/src/containerd.',
+    });
+  }
+  const markerText = await readIfExists(join(root, LAB_TREE_MARKER));
+  if (markerText !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(markerText);
+    } catch (error) {
+      throw inputError(`${join(root, LAB_TREE_MARKER)} is not valid JSON.`, {
+        hint: 'Recreate the lab tree (ctrdbg lab up).',
+        cause: error,
+      });
+    }
+    const result = labTreeMarkerSchema.safeParse(parsed);
+    if (!result.success) {
+      throw inputError(
+        `${join(root, LAB_TREE_MARKER)} is not a valid lab tree marker: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`,
+        {
+          hint: 'Recreate the lab tree (ctrdbg lab up).',
+        },
+      );
+    }
+    const mainGo = join(root, 'src', result.data.package, 'main.go');
+    if ((await readIfExists(mainGo)) === undefined) {
+      throw inputError(`The lab tree ${root} has no main package at ${mainGo}.`, {
+        hint: 'Recreate the lab tree (ctrdbg lab up).',
+      });
+    }
+    return { kind: 'gopath', root, marker: result.data };
+  }
+  const makefile = join(root, 'Makefile');
+  const makefileText = await readIfExists(makefile);
+  if (
+    makefileText !== undefined &&
+    GODEBUG_BLOCK.test(makefileText) &&
+    (await isDirectory(join(root, 'cmd', 'containerd')))
+  ) {
+    return { kind: 'checkout', root, makefile };
+  }
+  const why =
+    makefileText === undefined
+      ? 'it has neither a Makefile nor a ctrdbg-tree.json lab marker'
+      : GODEBUG_BLOCK.test(makefileText)
+        ? 'its Makefile has the GODEBUG block but there is no cmd/containerd'
+        : 'its Makefile has no `ifndef GODEBUG` block (containerd 1.6 and later have one)';
+  throw inputError(`${root} is not a containerd source tree: ${why}.`, {
+    hint: 'Pass the root of a containerd checkout (git clone https://github.com/containerd/containerd) or a lab tree (ctrdbg lab up creates one).',
+  });
+}
+
+/* ------------------------------------------------------------------ planning */
+
+export interface BuildPlan {
+  tree: SourceTree;
+  arch: Arch;
+  /** The program to run (`make` or `go`) and its arguments, exactly as executed. */
+  file: string;
+  args: string[];
+  cwd: string;
+  /** Variables set on top of the inherited environment. */
+  env: Record<string, string>;
+  /** Where the tool leaves the binary. */
+  producedBinary: string;
+  /** Where ctrdbg puts it (same as producedBinary for a direct go build). */
+  outputBinary: string;
+  /** A copy-pasteable shell line. */
+  display: string;
+}
+
+export function shellQuote(word: string): string {
+  if (word === '') return "''";
+  if (/^[\w@%+=:,./~-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Go's -ldflags parser splits on spaces but honours quotes, so values with spaces need them. */
+function ldflagValue(key: string, value: string): string {
+  const pair = `${key}=${value}`;
+  return /[\s'"]/.test(pair) ? `'${pair}'` : pair;
+}
+
+export interface PlanOptions {
+  arch: Arch;
+  outDir: string;
+  /** The environment the build inherits (to respect a user's CGO_ENABLED). */
+  inheritedEnv?: NodeJS.ProcessEnv;
+}
+
+export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
+  const inherited = options.inheritedEnv ?? process.env;
+  const env: Record<string, string> = { GOOS: 'linux', GOARCH: options.arch };
+  // A cross build cannot use the host's C toolchain; a user who set CGO_ENABLED knows better than us.
+  if (options.arch !== localArch() && inherited.CGO_ENABLED === undefined) env.CGO_ENABLED = '0';
+  const outputBinary = join(resolve(options.outDir), 'containerd');
+
+  let file: string;
+  let args: string[];
+  let producedBinary: string;
+  if (tree.kind === 'checkout') {
+    // GO_GCFLAGS= because the Makefile's own -gcflags=-trimpath comes after DEBUG_GO_GCFLAGS and would
+    // take -N -l away from the main package (last -gcflags wins per package).
+    file = 'make';
+    args = ['GODEBUG=1', 'GO_GCFLAGS=', 'bin/containerd'];
+    producedBinary = join(tree.root, 'bin', 'containerd');
+  } else {
+    Object.assign(env, { GO111MODULE: 'off', GOPATH: tree.marker.gopath.join(delimiter), GOFLAGS: '' });
+    const ldflags = Object.entries(tree.marker.ldflags)
+      .map(([key, value]) => `-X ${ldflagValue(key, value)}`)
+      .join(' ');
+    file = 'go';
+    // -v prints each package as it is compiled: that is what the progress line shows.
+    args = [
+      'build',
+      '-v',
+      '-gcflags=all=-N -l',
+      ...(ldflags ? ['-ldflags', ldflags] : []),
+      '-o',
+      outputBinary,
+      tree.marker.package,
+    ];
+    producedBinary = outputBinary;
+  }
+  const envText = Object.entries(env)
+    .map(([key, value]) => `${key}=${shellQuote(value)}`)
+    .join(' ');
+  const display = `cd ${shellQuote(tree.root)} && ${envText} ${[file, ...args].map(shellQuote).join(' ')}`;
+  return { tree, arch: options.arch, file, args, cwd: tree.root, env, producedBinary, outputBinary, display };
+}
+
+/* ------------------------------------------------------------------ running */
+
+/** Finds an executable on PATH the way a shell would, without running it. */
+export async function findOnPath(
+  name: string,
+  pathValue: string | undefined = process.env.PATH,
+): Promise<string | undefined> {
+  for (const dir of (pathValue ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      await access(candidate, constants.X_OK);
+      if ((await stat(candidate)).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** The tools a plan needs: make also needs go, since the Makefile calls it. */
+export async function checkTools(
+  plan: BuildPlan,
+  pathValue: string | undefined = process.env.PATH,
+): Promise<void> {
+  const needed = plan.file === 'make' ? ['make', 'go'] : ['go'];
+  for (const tool of needed) {
+    if (!(await findOnPath(tool, pathValue))) {
+      const install =
+        tool === 'go'
+          ? 'Install Go (apt-get install golang-go, or https://go.dev/dl) and make sure `go` is on PATH.'
+          : 'Install make (apt-get install make).';
+      throw environmentError(`\`${tool}\` is not on PATH; building containerd needs it.`, { hint: install });
+    }
+  }
+}
+
+/**
+ * Picks the lines that explain a failed build out of its output: compiler diagnostics (`file.go:12:3: …`),
+ * the `# package` headers above them, and go/make's own complaints. Falls back to the last lines.
+ */
+export function extractCompilerErrors(lines: string[], max = 25): string[] {
+  const interesting = lines.filter(
+    (line) =>
+      /^\s*\S+\.(go|s|c|h):\d+(:\d+)?:/.test(line) ||
+      /^# \S/.test(line) ||
+      /^(go|make|go build|cgo)(\[\d+\])?: /.test(line) ||
+      /^(can't load package|cannot find package|package \S+ is not in|\S+: cannot find main module|found packages)/.test(
+        line,
+      ) ||
+      /\b(undefined|cannot use|imported and not used|declared (and|but) not used)\b/.test(line),
+  );
+  const picked = interesting.length > 0 ? interesting : lines.filter((l) => l.trim() !== '');
+  return picked.slice(-max);
+}
+
+export interface BuildProgress {
+  line(text: string): void;
+  stop(ok: boolean): void;
+}
+
+function formatElapsed(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/**
+ * A spinner on a TTY; otherwise a plain line every `intervalMs` (CI logs, pipes), so a long cold build
+ * never looks hung.
+ */
+export function createBuildProgress(
+  logger: Logger,
+  options: { tty?: boolean; intervalMs?: number; label?: string; quiet?: boolean } = {},
+): BuildProgress {
+  const started = Date.now();
+  const label = options.label ?? 'building containerd';
+  let last = '';
+  const render = () =>
+    `${label} · ${formatElapsed(Date.now() - started)}${last ? ` · ${last.slice(0, 100)}` : ''}`;
+  if (options.quiet) return { line() {}, stop() {} };
+  if (options.tty ?? Boolean(process.stderr.isTTY)) {
+    const spinner = ora({ text: render(), stream: process.stderr }).start();
+    const timer = setInterval(() => {
+      spinner.text = render();
+    }, 500);
+    timer.unref();
+    return {
+      line(text) {
+        last = text.trim() || last;
+      },
+      stop(ok) {
+        clearInterval(timer);
+        const text = `${label} ${ok ? 'done' : 'failed'} in ${formatElapsed(Date.now() - started)}`;
+        if (ok) spinner.succeed(text);
+        else spinner.fail(text);
+      },
+    };
+  }
+  const timer = setInterval(() => logger.info(`  … ${render()}`), options.intervalMs ?? 10_000);
+  // Never the reason the process stays alive.
+  timer.unref();
+  return {
+    line(text) {
+      last = text.trim() || last;
+    },
+    stop(ok) {
+      clearInterval(timer);
+      logger.info(`  ${label} ${ok ? 'done' : 'failed'} in ${formatElapsed(Date.now() - started)}`);
+    },
+  };
+}
+
+export interface RunBuildOptions {
+  logger: Logger;
+  /** Makes the progress display once the build really starts; defaults to a spinner or periodic lines. */
+  progress?: () => BuildProgress;
+  /** Hard limit for the whole build; a cold containerd build takes about a minute on two cores. */
+  timeoutMs?: number;
+  pathValue?: string;
+}
+
+export interface RunBuildResult {
+  durationMs: number;
+  /** The last lines of output, for the manifest and debugging. */
+  tail: string[];
+}
+
+export const DEFAULT_BUILD_TIMEOUT_MS = 30 * 60_000;
+
+export async function runBuild(plan: BuildPlan, options: RunBuildOptions): Promise<RunBuildResult> {
+  await checkTools(plan, options.pathValue);
+  await mkdir(dirname(plan.outputBinary), { recursive: true });
+  options.logger.step(plan.display);
+  const progress = options.progress ? options.progress() : createBuildProgress(options.logger);
+  const started = Date.now();
+  const lines: string[] = [];
+  const keep = 2000;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS;
+  const child = execa(plan.file, plan.args, {
+    cwd: plan.cwd,
+    env: { ...plan.env, ...(options.pathValue !== undefined ? { PATH: options.pathValue } : {}) },
+    extendEnv: true,
+    all: true,
+    reject: false,
+    buffer: false,
+    stdin: 'ignore',
+    timeout: timeoutMs,
+    // The go command waits for its compiler children; give it a moment before SIGKILL.
+    forceKillAfterDelay: 5_000,
+  });
+  if (child.all) {
+    const reader = createInterface({ input: child.all, crlfDelay: Number.POSITIVE_INFINITY });
+    reader.on('line', (line) => {
+      lines.push(line);
+      if (lines.length > keep) lines.splice(0, lines.length - keep);
+      options.logger.debug(line);
+      progress.line(line);
+    });
+  }
+  const result = await child;
+  const durationMs = Date.now() - started;
+  const ok = !result.failed && result.exitCode === 0;
+  progress.stop(ok);
+  if (!ok) {
+    if ((result as { code?: string }).code === 'ENOENT') {
+      throw environmentError(`\`${plan.file}\` could not be started.`, {
+        hint: 'Make sure it is installed and on PATH.',
+      });
+    }
+    if (result.timedOut) {
+      throw buildError(
+        `The containerd build did not finish within ${formatElapsed(timeoutMs)}: ${plan.display}`,
+        {
+          hint: 'A cold build takes a minute or two; check the machine load, or run the command by hand to see where it stalls.',
+          details: { command: plan.display, output: lines.slice(-40) },
+        },
+      );
+    }
+    const errors = extractCompilerErrors(lines);
+    const how = result.exitCode !== undefined ? `exit code ${result.exitCode}` : (result.signal ?? 'killed');
+    throw buildError(
+      `The containerd build failed (${how}) running: ${plan.display}\n${errors.map((l) => `    ${l}`).join('\n')}`,
+      {
+        hint:
+          plan.tree.kind === 'checkout'
+            ? 'Fix the errors above in the checkout (or check out a release tag), then run `ctrdbg build` again; the same command works by hand in the tree.'
+            : 'The lab tree did not compile against the installed library source; recreate it with `ctrdbg lab up`, or run the command above by hand.',
+        details: { command: plan.display, exitCode: result.exitCode, errors },
+      },
+    );
+  }
+  if (plan.producedBinary !== plan.outputBinary) {
+    try {
+      await copyFile(plan.producedBinary, plan.outputBinary);
+    } catch (error) {
+      throw buildError(`The build succeeded but ${plan.producedBinary} is missing.`, {
+        hint: 'The Makefile may have put the binary elsewhere; check its bin/ rule.',
+        cause: error,
+      });
+    }
+  }
+  return { durationMs, tail: lines.slice(-20) };
+}
+
+/* ------------------------------------------------------------------ the lab tree */
+
+/** Debian's `1.6.20~ds1-1+deb12u3` → upstream `1.6.20~ds1` (epoch and Debian revision dropped). */
+export function debianUpstreamVersion(debianVersion: string): string {
+  const noEpoch = debianVersion.trim().replace(/^\d+:/, '');
+  const dash = noEpoch.indexOf('-');
+  return dash === -1 ? noEpoch : noEpoch.slice(0, dash);
+}
+
+export async function installedContainerdLibraryVersion(): Promise<string> {
+  try {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a JS template
+    const { stdout } = await execa('dpkg-query', ['-W', '-f=${Version}', DEBIAN_CONTAINERD_PACKAGE], {
+      timeout: 10_000,
+    });
+    if (stdout.trim() === '') throw new Error('empty version');
+    return stdout.trim();
+  } catch (error) {
+    throw environmentError(
+      `The Debian package ${DEBIAN_CONTAINERD_PACKAGE} (containerd's library source) is not installed.`,
+      {
+        hint: `Install it (apt-get install ${DEBIAN_CONTAINERD_PACKAGE}) or run scripts/bootstrap.`,
+        cause: error,
+      },
+    );
+  }
+}
+
+/**
+ * Writes a buildable lab tree into `dir`: the lab's main package from scripts/lab/containerd-main and the
+ * marker that tells `ctrdbg build` how to build it. Returns the tree's absolute path (what --src takes).
+ */
+export async function writeLabTree(dir: string): Promise<string> {
+  const root = resolve(dir);
+  const debianVersion = await installedContainerdLibraryVersion();
+  const version = debianUpstreamVersion(debianVersion);
+  const mainDir = join(root, 'src', LAB_PACKAGE);
+  await mkdir(mainDir, { recursive: true });
+  await copyFile(join(projectRoot, 'scripts', 'lab', 'containerd-main', 'main.go'), join(mainDir, 'main.go'));
+  const marker: LabTreeMarker = {
+    format: 1,
+    kind: 'gopath',
+    package: LAB_PACKAGE,
+    gopath: [root, DEBIAN_GOCODE],
+    ldflags: { [`${VERSION_PKG}.Version`]: version, [`${VERSION_PKG}.Revision`]: debianVersion },
+    version,
+    sourceRoots: [join(root, 'src'), join(DEBIAN_GOCODE, 'src')],
+  };
+  await writeFile(join(root, LAB_TREE_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+  return root;
+}

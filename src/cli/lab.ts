@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { action } from './run.js';
+
+export function registerLab(program: Command): void {
+  const lab = program.command('lab').description('a local disposable node: real sshd, sudo and containerd (no minikube needed)');
+  const name = ['--name <name>', 'which lab', 'default'] as const;
+  lab
+    .command('up')
+    .description("start the lab (idempotent) and print its target ('lab')")
+    .option(...name)
+    .option('--json', 'print the result as JSON')
+    .action(action(async (opts) => (await import('../commands/lab.js')).labUpCommand(opts)));
+  lab
+    .command('status')
+    .description('show the SSH endpoint, containerd PID, version, sha256 and whether it is debuggable')
+    .option(...name)
+    .option('--json', 'print the result as JSON')
+    .action(action(async (opts) => (await import('../commands/lab.js')).labStatusCommand(opts)));
+  lab
+    .command('down')
+    .description('stop everything the lab started')
+    .option(...name)
+    .option('--purge', 'also delete the lab directory (keys, node files, source tree)')
+    .option('--json', 'print the result as JSON')
+    .action(action(async (opts) => (await import('../commands/lab.js')).labDownCommand(opts)));
+}

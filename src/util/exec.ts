@@ -1,0 +1,72 @@
+/**
+ * Local processes. Every command ctrdbg starts is logged (at debug level) with its exact command line,
+ * and a missing executable becomes an `environment` error that says which package provides it.
+ */
+import { execa, type Options } from 'execa';
+import { environmentError } from '../errors.js';
+import { createLogger } from './output.js';
+
+const log = createLogger();
+
+/** Debian packages that provide the tools ctrdbg runs, for hints. */
+const providers: Record<string, string> = {
+  go: 'golang-go',
+  dlv: 'delve',
+  make: 'make',
+  readelf: 'binutils',
+  sshd: 'openssh-server',
+  '/usr/sbin/sshd': 'openssh-server',
+  'ssh-keygen': 'openssh-client',
+  ctr: 'containerd',
+  rsync: 'rsync',
+  useradd: 'passwd',
+  visudo: 'sudo',
+};
+
+export function commandLine(file: string, args: readonly string[]): string {
+  return [file, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** Runs a command to completion; never throws for a non-zero exit (callers decide), only for a missing tool. */
+export async function run(file: string, args: readonly string[], options: Options = {}): Promise<RunResult> {
+  log.debug(`$ ${commandLine(file, args)}`);
+  try {
+    const result = await execa(file, args, { reject: false, stripFinalNewline: true, ...options });
+    if ((result as { code?: string }).code === 'ENOENT') throw missingTool(file, result as unknown as Error);
+    const killed = result.signal ? `\n(${file} was killed by ${result.signal}${result.timedOut ? ' after timing out' : ''})` : '';
+    return {
+      stdout: String(result.stdout ?? ''),
+      stderr: `${String(result.stderr ?? '')}${killed}`,
+      exitCode: result.exitCode ?? 128,
+    };
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') throw missingTool(file, error);
+    throw error;
+  }
+}
+
+function missingTool(file: string, cause: unknown) {
+  const pkg = providers[file] ?? providers[file.split('/').pop() ?? file];
+  return environmentError(`'${file}' is not installed or not on PATH.`, {
+    hint: pkg ? `Install it (apt-get install ${pkg}), or run 'make deps'.` : 'Install it and try again.',
+    cause,
+  });
+}
+
+/** Runs a command and throws `make(message)` with its stderr when it fails. */
+export async function runChecked(
+  file: string,
+  args: readonly string[],
+  fail: (detail: string) => Error,
+  options: Options = {},
+): Promise<string> {
+  const result = await run(file, args, options);
+  if (result.exitCode !== 0) throw fail((result.stderr || result.stdout).trim().split('\n').slice(-8).join('\n'));
+  return result.stdout;
+}
