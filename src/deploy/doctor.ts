@@ -1,0 +1,272 @@
+/**
+ * `ctrdbg doctor`: the debugging guide's checks, automated. Each check says ✔/✘ and, when it fails, what to
+ * do. Checks that do not apply to a kind of node (the CRI plugin on the lab, the cluster runtime off
+ * minikube) are listed as not applicable rather than passed.
+ */
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { delveSupport, inspectBinary, parseDelveVersion } from '../build/debugInfo.js';
+import { cacheDir } from '../config.js';
+import { isCtrdbgError } from '../errors.js';
+import type { RemoteHost } from '../target/remoteHost.js';
+import { shellQuote } from '../target/remoteHost.js';
+import { connectHost } from '../target/sshHost.js';
+import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
+import type { Target } from '../target/target.js';
+import { exists } from '../util/fsx.js';
+import { waitServing } from './binarySwap.js';
+import { readNodeState } from './nodeState.js';
+import { type NodeProbe, probeNode, semverOf } from './probe.js';
+import { serviceControl } from './service.js';
+
+export type CheckStatus = 'ok' | 'fail' | 'warn';
+
+export interface Check {
+  id: string;
+  title: string;
+  status: CheckStatus;
+  detail: string;
+  hint?: string;
+  /** For failures that come from a ctrdbg error: its class, which decides doctor's exit code. */
+  errorKind?: string;
+}
+
+export interface DoctorResult {
+  target: string;
+  ok: boolean;
+  checks: Check[];
+  notApplicable: { id: string; title: string; why: string }[];
+}
+
+export interface DoctorOptions extends TargetOptions {
+  /** A local source tree (or build manifest's) version to compare with. */
+  src?: string;
+}
+
+/** Free space below which pulls and snapshots start failing in practice. */
+const MIN_FREE_BYTES = 1024 ** 3;
+
+export async function doctor(spec: string | undefined, options: DoctorOptions): Promise<DoctorResult> {
+  const checks: Check[] = [];
+  const notApplicable: DoctorResult['notApplicable'] = [];
+  const add = (c: Check) => checks.push(c);
+  const target = await resolveTarget(spec, options);
+
+  let host: RemoteHost;
+  try {
+    host = await connectHost(target.endpoint);
+    add({ id: 'reachable', title: 'node reachable over SSH', status: 'ok', detail: `${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port}, host key pinned` });
+  } catch (error) {
+    add(failed('reachable', 'node reachable over SSH', error));
+    return { target: target.spec, ok: false, checks, notApplicable };
+  }
+  try {
+    try {
+      await host.checkSudo();
+      add({ id: 'sudo', title: 'passwordless sudo', status: 'ok', detail: `sudo -n works for ${target.endpoint.user}` });
+    } catch (error) {
+      add(failed('sudo', 'passwordless sudo', error));
+      return { target: target.spec, ok: false, checks, notApplicable };
+    }
+    const service = serviceControl(host, target.service);
+    let probe: NodeProbe | undefined;
+    try {
+      probe = await probeNode(host, target, { requireRunning: false });
+    } catch (error) {
+      add(failed('probe', 'node facts', error));
+    }
+    const localArchOk = probe && ['amd64', 'arm64'].includes(probe.goArch);
+    add({
+      id: 'arch',
+      title: 'architecture',
+      status: localArchOk ? 'ok' : 'fail',
+      detail: probe ? `${probe.arch} (${probe.goArch}), ${probe.os}, kernel ${probe.kernel}` : 'unknown',
+      ...(localArchOk ? {} : { hint: 'ctrdbg builds containerd for amd64 and arm64 nodes.' }),
+    });
+    const active = await service.isActive();
+    add({
+      id: 'service',
+      title: 'containerd service active',
+      status: active && probe?.pid ? 'ok' : 'fail',
+      detail: active ? `${service.description}, main pid ${probe?.pid}` : `${service.description} is not active`,
+      ...(active ? {} : { hint: target.service.kind === 'systemd' ? `sudo systemctl start ${target.service.unit}` : 'ctrdbg lab up' }),
+    });
+    const serving = active ? await waitServing(host, target, 5_000) : false;
+    add({
+      id: 'socket',
+      title: 'containerd socket answers',
+      status: serving ? 'ok' : 'fail',
+      detail: `${target.node.socket}${serving ? '' : ' does not answer'}`,
+      ...(serving ? {} : { hint: `Look at containerd's log: ${target.service.kind === 'systemd' ? `journalctl -u ${target.service.unit}` : 'the lab log'}.` }),
+    });
+
+    const state = await readNodeState(host, target);
+    let goVersion: string | null = null;
+    if (probe?.pid) {
+      try {
+        const local = await fetchRunningBinary(host, probe);
+        const report = await inspectBinary(local, { expectedArch: probe.goArch, delveVersion: null });
+        goVersion = report.goVersion;
+        add({
+          id: 'debuggable',
+          title: 'running binary debuggable',
+          status: report.debuggable ? 'ok' : 'fail',
+          detail: report.debuggable
+            ? `${probe.binary}: DWARF present, containerd packages built with -N -l (${report.goVersion ?? 'go ?'})`
+            : `${probe.binary}: ${report.problems.join('; ')}`,
+          ...(report.debuggable ? {} : { hint: `Run: ctrdbg setup ${target.spec}` }),
+        });
+      } catch (error) {
+        add(failed('debuggable', 'running binary debuggable', error));
+      }
+    }
+
+    const nodeVersion = probe?.version ?? '';
+    const builtFrom = (state.installed?.manifest as { containerd?: { version?: string | null } } | undefined)?.containerd?.version;
+    const compareWith = options.src ? await treeVersion(options.src) : (builtFrom ?? undefined);
+    if (compareWith) {
+      const same = semverOf(nodeVersion) === semverOf(compareWith);
+      add({
+        id: 'version',
+        title: 'version matches the source',
+        status: same ? 'ok' : 'fail',
+        detail: `node ${semverOf(nodeVersion) ?? nodeVersion}, source ${semverOf(compareWith) ?? compareWith}`,
+        ...(same ? {} : { hint: `Check out v${semverOf(nodeVersion)} in the source tree and run ctrdbg setup again.` }),
+      });
+    } else {
+      add({
+        id: 'version',
+        title: 'version matches the source',
+        status: 'warn',
+        detail: `node ${nodeVersion}; no source to compare with`,
+        hint: 'Pass --src DIR, or run ctrdbg setup (it records the source version).',
+      });
+    }
+
+    const dlvPath = state.dlv?.path ?? `${target.node.ctrdbgDir}/bin/dlv`;
+    const dlvOut = await host.exec(`${shellQuote(dlvPath)} version`, { sudo: true });
+    const dlvVersion = dlvOut.code === 0 ? parseDelveVersion(dlvOut.stdout) : undefined;
+    const support = delveSupport(dlvVersion, goVersion ?? undefined);
+    add({
+      id: 'dlv',
+      title: 'dlv on the node, supports the Go version',
+      status: dlvVersion && support.supported !== false ? 'ok' : 'fail',
+      detail: dlvVersion ? `${dlvPath}: Delve ${dlvVersion} (Go ${support.supportedGo ?? '?'}), binary ${goVersion ?? '?'}` : `no dlv at ${dlvPath}`,
+      ...(dlvVersion && support.supported !== false ? {} : { hint: `Run: ctrdbg setup ${target.spec}` }),
+    });
+
+    const ptrace = await host.exec('cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null || echo none');
+    const scope = ptrace.stdout.trim();
+    const traced = probe?.tracerPid ?? 0;
+    const ptraceOk = (scope === 'none' || ['0', '1', '2'].includes(scope)) && traced === 0;
+    add({
+      id: 'ptrace',
+      title: 'ptrace allowed, not traced already',
+      status: ptraceOk ? 'ok' : 'fail',
+      detail: `ptrace_scope ${scope === 'none' ? 'n/a (no Yama)' : scope}, TracerPid ${traced}`,
+      ...(ptraceOk
+        ? {}
+        : { hint: traced ? `pid ${traced} traces containerd already: quit that debugger with 'exit -c'.` : 'Set kernel.yama.ptrace_scope to 1 (3 forbids ptrace until reboot).' }),
+    });
+
+    const df = await host.exec(`df -Pk ${shellQuote(target.node.containerdRoot)} | tail -n1`, { sudo: true });
+    const freeKb = Number(df.stdout.trim().split(/\s+/)[3] ?? 0);
+    add({
+      id: 'disk',
+      title: "free space under containerd's root",
+      status: freeKb * 1024 >= MIN_FREE_BYTES ? 'ok' : 'fail',
+      detail: `${(freeKb / 1024 / 1024).toFixed(1)} GiB free at ${target.node.containerdRoot}`,
+      ...(freeKb * 1024 >= MIN_FREE_BYTES ? {} : { hint: 'Free some space: ctr images prune, or crictl rmi --prune.' }),
+    });
+
+    const tools = await host.exec('for b in containerd-shim-runc-v2 runc; do command -v $b || echo "missing:$b"; done', { sudo: true });
+    const missing = tools.stdout.split('\n').filter((l) => l.startsWith('missing:')).map((l) => l.slice(8));
+    add({
+      id: 'shim',
+      title: 'shim and runc present',
+      status: missing.length ? 'fail' : 'ok',
+      detail: missing.length ? `missing: ${missing.join(', ')}` : tools.stdout.trim().split('\n').join(', '),
+      ...(missing.length ? { hint: 'Install runc and containerd-shim-runc-v2 on the node.' } : {}),
+    });
+
+    if (target.kind === 'lab') {
+      notApplicable.push({ id: 'cri', title: 'CRI plugin loaded', why: "the lab's containerd is built from Debian's source, which has no CRI plugin" });
+    } else {
+      const plugins = await host.exec(`ctr -a ${shellQuote(target.node.socket)} plugins ls 2>&1 | grep -E 'io.containerd.grpc.v1 +cri '`, { sudo: true });
+      const ok = plugins.code === 0 && /\bok\b/.test(plugins.stdout);
+      add({
+        id: 'cri',
+        title: 'CRI plugin loaded',
+        status: ok ? 'ok' : 'fail',
+        detail: ok ? 'io.containerd.grpc.v1 cri: ok' : plugins.stdout.trim() || 'not listed by ctr plugins ls',
+        ...(ok ? {} : { hint: "Check the [plugins.\"io.containerd.grpc.v1.cri\"] section and disabled_plugins in containerd's config." }),
+      });
+    }
+    if (target.minikube) {
+      const ok = target.minikube.runtime === 'containerd';
+      add({ id: 'runtime', title: 'cluster runtime is containerd', status: ok ? 'ok' : 'fail', detail: `profile ${target.minikube.profile}: ${target.minikube.runtime}` });
+    } else {
+      notApplicable.push({ id: 'runtime', title: 'cluster runtime is containerd', why: 'not a minikube node' });
+    }
+
+    const level = await service.logLevel();
+    const debugAddr = await debugAddress(host, probe);
+    const tcpDebug = /^(tcp:|[\d.]+:\d+|\[?[:\w]+\]?:\d+)/.test(debugAddr ?? '');
+    add({
+      id: 'debug',
+      title: 'log level and debug socket',
+      status: tcpDebug ? 'fail' : 'ok',
+      detail: `log level ${level ?? 'default (info)'}${state.logLevel ? ` via ${state.logLevel.path}` : ''}; debug socket ${debugAddr || 'off'}`,
+      ...(tcpDebug ? { hint: 'The [debug] address serves pprof: bind it to a unix socket, never TCP.' } : {}),
+    });
+  } finally {
+    await host.close();
+  }
+  return { target: target.spec, ok: checks.every((c) => c.status !== 'fail'), checks, notApplicable };
+}
+
+function failed(id: string, title: string, error: unknown): Check {
+  if (isCtrdbgError(error)) {
+    return { id, title, status: 'fail', detail: error.message, errorKind: error.kind, ...(error.hint ? { hint: error.hint } : {}) };
+  }
+  return { id, title, status: 'fail', detail: String((error as Error).message ?? error) };
+}
+
+/** The running image, copied once into the local cache by sha256 (inspection needs readelf, which nodes lack). */
+async function fetchRunningBinary(host: RemoteHost, probe: NodeProbe): Promise<string> {
+  const dir = join(cacheDir(), 'node-binaries');
+  const path = join(dir, probe.runningSha256);
+  if (await exists(path)) return path;
+  await mkdir(dir, { recursive: true });
+  const proc = await host.spawn(`cat /proc/${probe.pid}/exe`, { sudo: true });
+  proc.stream.end();
+  const tmp = `${path}.part`;
+  try {
+    await pipeline(proc.stream, createWriteStream(tmp));
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return path;
+}
+
+async function debugAddress(host: RemoteHost, probe: NodeProbe | undefined): Promise<string | undefined> {
+  if (!probe?.pid) return undefined;
+  // The config the daemon was started with (--config/-c), else containerd's default path.
+  const argv = (await host.exec(`tr '\\0' '\\n' < /proc/${probe.pid}/cmdline`, { sudo: true })).stdout.split('\n');
+  const at = argv.findIndex((a) => a === '--config' || a === '-c');
+  const inline = argv.find((a) => a.startsWith('--config='));
+  const config = inline?.slice('--config='.length) ?? (at >= 0 ? argv[at + 1] : undefined) ?? '/etc/containerd/config.toml';
+  const r = await host.exec(`awk '/^\\[debug\\]/{d=1;next} /^\\[/{d=0} d && $1=="address"{print $3}' ${shellQuote(config)} 2>/dev/null`, { sudo: true });
+  return r.stdout.trim().replace(/^"|"$/g, '') || undefined;
+}
+
+async function treeVersion(src: string): Promise<string | undefined> {
+  const { detectSourceTree } = await import('../build/goBuild.js');
+  const tree = await detectSourceTree(src);
+  if (tree.kind === 'gopath') return tree.marker.version;
+  const { gitState } = await import('../build/manifest.js');
+  return (await gitState(tree.root))?.describe ?? undefined;
+}

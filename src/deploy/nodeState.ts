@@ -1,0 +1,50 @@
+/**
+ * What ctrdbg changed on a node, kept on the node itself (`<ctrdbgDir>/state.json`, root-owned), so any
+ * client — or a later one after an interrupted setup — can restore it.
+ */
+import { nodeError } from '../errors.js';
+import type { RemoteHost } from '../target/remoteHost.js';
+import { shellQuote } from '../target/remoteHost.js';
+import type { Target } from '../target/target.js';
+
+export interface NodeState {
+  format: 1;
+  /** The binary the node had before ctrdbg touched it; backed up once and never overwritten. */
+  original?: { path: string; sha256: string; version: string; backup: string; savedAt: string };
+  /** The debug binary ctrdbg installed last. */
+  installed?: { sha256: string; version: string; installedAt: string; manifest?: Record<string, unknown> | null };
+  /** Set while a binary swap is under way; a later setup/restore/doctor sees an interrupted one. */
+  pending?: { step: string; sha256: string; startedAt: string };
+  logLevel?: { path: string; level: string };
+  /** Synced source roots; `created` = the directory did not exist on the node before ctrdbg synced it. */
+  source?: { roots: { path: string; created: boolean }[]; syncedAt: string; files: number; bytes: number };
+  dlv?: { path: string; version: string };
+  agent?: { path: string; sha256: string };
+}
+
+export const statePath = (target: Target) => `${target.node.ctrdbgDir}/state.json`;
+export const backupPath = (target: Target) => `${target.node.ctrdbgDir}/backup/containerd.orig`;
+export const binDir = (target: Target) => `${target.node.ctrdbgDir}/bin`;
+
+export async function readNodeState(host: RemoteHost, target: Target): Promise<NodeState> {
+  const r = await host.exec(`cat ${shellQuote(statePath(target))}`, { sudo: true });
+  if (r.code !== 0) return { format: 1 };
+  try {
+    return JSON.parse(r.stdout) as NodeState;
+  } catch (cause) {
+    throw nodeError(`ctrdbg's state file on the node is damaged: ${statePath(target)}.`, {
+      cause,
+      hint: 'Inspect it by hand; the original binary is kept beside it in backup/.',
+    });
+  }
+}
+
+/** Written through a temporary file and a rename, so a cut connection never leaves half a file. */
+export async function writeNodeState(host: RemoteHost, target: Target, state: NodeState): Promise<void> {
+  const path = statePath(target);
+  const dir = target.node.ctrdbgDir;
+  await host.execChecked(
+    `mkdir -p ${shellQuote(dir)} && chmod 0755 ${shellQuote(dir)} && cat > ${shellQuote(`${path}.tmp`)} && chmod 0644 ${shellQuote(`${path}.tmp`)} && mv -f ${shellQuote(`${path}.tmp`)} ${shellQuote(path)}`,
+    { sudo: true, stdin: `${JSON.stringify(state, null, 2)}\n` },
+  );
+}

@@ -1,0 +1,89 @@
+/**
+ * What a node is running: arch, OS, containerd's main PID (through its service manager, never `pidof`,
+ * which would also find shims' parents or a second daemon), the binary behind it and its version.
+ */
+import { nodeError } from '../errors.js';
+import type { RemoteHost } from '../target/remoteHost.js';
+import { shellQuote } from '../target/remoteHost.js';
+import type { Target } from '../target/target.js';
+import { serviceControl } from './service.js';
+
+export interface NodeProbe {
+  arch: string;
+  goArch: string;
+  os: string;
+  kernel: string;
+  pid: number;
+  /** The running binary's path on disk (what /proc/PID/exe points at). */
+  binary: string;
+  /** The file behind the path was replaced since containerd started. */
+  binaryReplaced: boolean;
+  /** sha256 of the running process's image (/proc/PID/exe), not of the file now at `binary`. */
+  runningSha256: string;
+  version: string;
+  tracerPid: number;
+}
+
+const UNAME_TO_GOARCH: Record<string, string> = {
+  x86_64: 'amd64',
+  aarch64: 'arm64',
+  arm64: 'arm64',
+  armv7l: 'arm',
+  ppc64le: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+};
+
+export function goArchOf(uname: string): string {
+  return UNAME_TO_GOARCH[uname] ?? uname;
+}
+
+/** "containerd github.com/containerd/containerd v1.7.23 57f17b0a…" → "1.7.23". */
+export function semverOf(version: string): string | undefined {
+  const m = /\bv?(\d+)\.(\d+)\.(\d+)/.exec(version);
+  return m ? `${m[1]}.${m[2]}.${m[3]}` : undefined;
+}
+
+export async function probeNode(host: RemoteHost, target: Target, options: { requireRunning?: boolean } = {}): Promise<NodeProbe> {
+  const basics = await host.execChecked(`uname -m; uname -r; . /etc/os-release 2>/dev/null; echo "\${PRETTY_NAME:-unknown}"`);
+  const [arch = '', kernel = '', os = ''] = basics.split('\n');
+  const service = serviceControl(host, target.service);
+  const pid = await service.mainPid();
+  const probe: NodeProbe = {
+    arch,
+    goArch: goArchOf(arch),
+    os,
+    kernel,
+    pid,
+    binary: '',
+    binaryReplaced: false,
+    runningSha256: '',
+    version: '',
+    tracerPid: 0,
+  };
+  if (!pid) {
+    if (options.requireRunning === false) return probe;
+    const log = await service.recentLog(5).catch(() => '');
+    throw nodeError(`containerd is not running on ${target.endpoint.label} (${service.description} reports no main PID).`, {
+      hint: `Start it first (${target.service.kind === 'systemd' ? `sudo systemctl start ${target.service.unit}` : 'ctrdbg lab up'}), then try again.${log ? ` Its log ends with: ${log.trim().split('\n').slice(-2).join(' | ')}` : ''}`,
+    });
+  }
+  const proc = `/proc/${pid}`;
+  const facts = await host.execChecked(
+    `readlink ${proc}/exe; sha256sum ${proc}/exe | cut -d' ' -f1; ${proc}/exe --version 2>&1 | head -n1; awk '/^TracerPid:/{print $2}' ${proc}/status`,
+    { sudo: true },
+  );
+  const [exe = '', sha = '', version = '', tracer = '0'] = facts.split('\n');
+  probe.binary = exe.replace(/ \(deleted\)$/, '');
+  probe.binaryReplaced = exe.endsWith(' (deleted)');
+  probe.runningSha256 = sha.trim();
+  probe.version = version.trim();
+  probe.tracerPid = Number(tracer) || 0;
+  return probe;
+}
+
+export async function remoteSha256(host: RemoteHost, path: string): Promise<string | undefined> {
+  const r = await host.exec(`sha256sum ${shellQuote(path)} | cut -d' ' -f1`, { sudo: true });
+  const sha = r.stdout.trim();
+  return r.code === 0 && /^[0-9a-f]{64}$/.test(sha) ? sha : undefined;
+}

@@ -1,0 +1,257 @@
+/**
+ * `ctrdbg setup`: build (or take) a debug containerd for the node's arch, check it matches the node, ship the
+ * source tree to the same absolute path, put dlv on the node, swap the binary safely, restart, verify.
+ */
+import { execa } from 'execa';
+import { realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type BinaryReport, delveSupport, inspectBinary, localDelveVersion } from '../build/debugInfo.js';
+import { type BuildManifest, manifestPathFor, readManifest, runContainerdVersion } from '../build/manifest.js';
+import { buildContainerd, defaultOutDir } from '../commands/build.js';
+import { normalizeArch } from '../build/goBuild.js';
+import { environmentError, inputError, nodeError, notDebuggableError, versionMismatchError } from '../errors.js';
+import type { RemoteHost } from '../target/remoteHost.js';
+import { shellQuote } from '../target/remoteHost.js';
+import { connectHost } from '../target/sshHost.js';
+import { rememberTarget, resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
+import type { Target } from '../target/target.js';
+import { exists, sha256File } from '../util/fsx.js';
+import type { Logger } from '../util/output.js';
+import { formatBytes } from '../util/output.js';
+import { installBinary, type SwapResult } from './binarySwap.js';
+import { binDir, readNodeState, writeNodeState } from './nodeState.js';
+import { type NodeProbe, probeNode, remoteSha256, semverOf } from './probe.js';
+import { type SyncResult, syncTree } from './sourceSync.js';
+
+export interface SetupOptions extends TargetOptions {
+  src?: string;
+  skipBuild?: boolean;
+  binary?: string;
+  logLevel?: string;
+  allowVersionMismatch?: boolean;
+  withGoroot?: boolean;
+  /** Skip the source sync (tests of the binary swap alone). */
+  noSource?: boolean;
+}
+
+export interface SetupResult {
+  target: string;
+  node: { arch: string; os: string; versionBefore: string; pidBefore: number; pidAfter: number };
+  binary: { local: string; sha256: string; version: string; built: boolean };
+  swap: SwapResult;
+  source: SyncResult[];
+  dlv: { path: string; version: string; uploaded: boolean; supportsGo: string | null };
+  changed: string[];
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'panic'];
+
+export async function setupNode(spec: string | undefined, options: SetupOptions, log: Logger): Promise<SetupResult> {
+  if (options.logLevel && !LOG_LEVELS.includes(options.logLevel)) {
+    throw inputError(`'${options.logLevel}' is not a containerd log level.`, { hint: `Use one of: ${LOG_LEVELS.join(', ')}.` });
+  }
+  const target = await resolveTarget(spec, options);
+  log.step(`connecting to ${target.endpoint.label} (${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port})`);
+  const host = await connectHost(target.endpoint);
+  try {
+    await host.checkSudo();
+    const probe = await probeNode(host, target);
+    log.step(`node: ${probe.os}, ${probe.arch}, containerd pid ${probe.pid} (${probe.version})`);
+    if (probe.tracerPid) {
+      throw nodeError(`containerd (pid ${probe.pid}) is being traced by pid ${probe.tracerPid} already.`, {
+        hint: 'Detach that debugger first (quit dlv with `exit -c`), then run setup again.',
+      });
+    }
+    const state = await readNodeState(host, target);
+    const nodeVersion = state.original?.version ?? probe.version;
+
+    const { binary, manifest, built } = await chooseBinary(target, probe, options, log);
+    const report = await inspectBinary(binary, { expectedArch: probe.goArch });
+    if (!report.debuggable) {
+      throw notDebuggableError(`${binary} cannot be debugged on ${target.endpoint.label}: ${report.problems.join('; ')}.`, {
+        hint: report.hint ?? 'Build it with `ctrdbg build`.',
+        details: { report },
+      });
+    }
+    const binaryVersion = manifest?.containerd.line ?? manifest?.containerd.version ?? (await runContainerdVersion(binary))?.line ?? '';
+    checkVersions(nodeVersion, binaryVersion, options.allowVersionMismatch, log);
+
+    const source: SyncResult[] = [];
+    if (!options.noSource) {
+      const roots = [...(manifest?.source.sourceRoots ?? [])];
+      if (options.withGoroot) roots.push(await gorootSrc());
+      if (roots.length === 0) log.warn('no build manifest beside the binary: the source tree is not synced (Delve cannot `list`)');
+      const recorded = [...(state.source?.roots ?? [])];
+      for (const root of roots) {
+        const existed = (await host.exec(`test -d ${shellQuote(root)}`, { sudo: true })).code === 0;
+        log.step(`syncing source ${root}`);
+        const result = await syncTree(host, root, root, {
+          onProgress: throttle((p) => {
+            if (p.phase === 'sending') log.info(`  ${p.done}/${p.total} files, ${formatBytes(p.bytes)}`);
+          }),
+        });
+        log.step(`  ${result.files} files, ${result.sent} sent (${formatBytes(result.sentBytes)}), ${result.deleted} deleted`);
+        source.push(result);
+        if (!recorded.some((r) => r.path === root)) recorded.push({ path: root, created: !existed });
+      }
+      if (roots.length) {
+        state.source = {
+          roots: recorded,
+          syncedAt: new Date().toISOString(),
+          files: source.reduce((n, s) => n + s.files, 0),
+          bytes: source.reduce((n, s) => n + s.sentBytes, 0),
+        };
+        await writeNodeState(host, target, state);
+      }
+    }
+
+    const dlv = await installDelve(host, target, probe, report, log);
+    let lastPct = -1;
+    const swap = await installBinary(
+      host,
+      target,
+      {
+        localBinary: binary,
+        sha256: report.sha256,
+        version: binaryVersion,
+        manifest: (manifest as unknown as Record<string, unknown>) ?? null,
+        ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+        onProgress: (sent, total) => {
+          const pct = Math.floor((sent / total) * 10) * 10;
+          if (pct !== lastPct) {
+            lastPct = pct;
+            log.info(`  upload ${pct}% (${formatBytes(sent)} of ${formatBytes(total)})`);
+          }
+        },
+      },
+      log,
+    );
+    await rememberTarget(target.spec, stripped(options));
+
+    const changed: string[] = [];
+    if (swap.backedUp) changed.push(`backed up the original ${swap.binary}`);
+    if (!swap.unchanged) changed.push(`installed the debug build at ${swap.binary} (sha256 ${report.sha256.slice(0, 12)}…)`);
+    if (swap.restarted) changed.push(`restarted containerd: pid ${swap.pidBefore} → ${swap.pidAfter}`);
+    for (const s of source) if (s.sent || s.deleted) changed.push(`source ${s.remoteRoot}: ${s.sent} files sent, ${s.deleted} deleted`);
+    if (dlv.uploaded) changed.push(`installed dlv ${dlv.version} at ${dlv.path}`);
+    return {
+      target: target.spec,
+      node: { arch: probe.goArch, os: probe.os, versionBefore: probe.version, pidBefore: swap.pidBefore, pidAfter: swap.pidAfter },
+      binary: { local: binary, sha256: report.sha256, version: binaryVersion, built },
+      swap,
+      source,
+      dlv,
+      changed,
+    };
+  } finally {
+    await host.close();
+  }
+}
+
+function stripped(options: SetupOptions): TargetOptions {
+  const out: TargetOptions = {};
+  if (options.node) out.node = options.node;
+  if (options.key) out.key = options.key;
+  if (options.knownHosts) out.knownHosts = options.knownHosts;
+  return out;
+}
+
+async function chooseBinary(
+  target: Target,
+  probe: NodeProbe,
+  options: SetupOptions,
+  log: Logger,
+): Promise<{ binary: string; manifest: BuildManifest | undefined; built: boolean }> {
+  const manifestOf = async (bin: string) => ((await exists(manifestPathFor(bin))) ? readManifest(manifestPathFor(bin)) : undefined);
+  if (options.binary) {
+    if (!(await exists(options.binary))) throw inputError(`${options.binary} does not exist.`, { hint: 'Pass a containerd binary built with `ctrdbg build`.' });
+    return { binary: options.binary, manifest: await manifestOf(options.binary), built: false };
+  }
+  const arch = normalizeArch(probe.goArch);
+  if (options.skipBuild) {
+    const bin = join(defaultOutDir(arch), 'containerd');
+    if (!(await exists(bin))) {
+      throw inputError(`--skip-build: there is no earlier build for ${arch} at ${bin}.`, { hint: 'Run setup once without --skip-build, or pass --binary.' });
+    }
+    return { binary: bin, manifest: await manifestOf(bin), built: false };
+  }
+  // The lab carries its own source tree; it is the natural default there.
+  const src = options.src ?? target.lab?.tree;
+  const result = await buildContainerd({ src, arch, logger: log });
+  return { binary: result.binary, manifest: result.manifest, built: true };
+}
+
+/** Compares major.minor.patch: kubelet and the node's config expect the version the node shipped. */
+export function checkVersions(nodeVersion: string, binaryVersion: string, allow: boolean | undefined, log: Logger): void {
+  const a = semverOf(nodeVersion);
+  const b = semverOf(binaryVersion);
+  if (a && b && a === b) return;
+  const message = `The node runs containerd ${a ?? `'${nodeVersion}'`} but the debug build is ${b ?? `'${binaryVersion || 'unknown'}'`}.`;
+  if (allow) {
+    log.warn(`${message} Going on because of --allow-version-mismatch.`);
+    return;
+  }
+  throw versionMismatchError(message, {
+    hint: `Check out the node's version in your source tree (git checkout v${a ?? '<version>'}) and run setup again, or pass --allow-version-mismatch.`,
+  });
+}
+
+async function gorootSrc(): Promise<string> {
+  try {
+    const { stdout } = await execa('go', ['env', 'GOROOT'], { timeout: 20_000 });
+    return join(await realpath(stdout.trim()), 'src');
+  } catch (cause) {
+    throw environmentError('--with-goroot needs the Go toolchain to find GOROOT.', { cause, hint: 'Install golang-go.' });
+  }
+}
+
+/** Puts the local dlv on the node when the arch matches, and checks it supports the binary's Go version. */
+async function installDelve(
+  host: RemoteHost,
+  target: Target,
+  probe: NodeProbe,
+  report: BinaryReport,
+  log: Logger,
+): Promise<SetupResult['dlv']> {
+  const version = await localDelveVersion();
+  if (!version) throw environmentError('dlv is not installed locally; ctrdbg ships it to the node.', { hint: 'Install it: apt-get install delve.' });
+  const support = delveSupport(version, report.goVersion ?? undefined);
+  if (support.supported === false) {
+    throw environmentError(`Delve ${version} supports Go ${support.supportedGo}, but the binary was built with ${report.goVersion}.`, {
+      hint: 'Install a Delve that supports that Go version, or build containerd with a Go that Delve supports.',
+    });
+  }
+  const local = await realpath((await execa('sh', ['-c', 'command -v dlv'])).stdout.trim());
+  const path = `${binDir(target)}/dlv`;
+  const localArch = normalizeArch(undefined);
+  if (probe.goArch !== localArch) {
+    throw environmentError(`The node is ${probe.goArch} but the local dlv is ${localArch}; ctrdbg cannot ship a dlv for it.`, {
+      hint: `Install Delve for ${probe.goArch} on the node at ${path}.`,
+    });
+  }
+  const sha = await sha256File(local);
+  const uploaded = (await remoteSha256(host, path)) !== sha;
+  if (uploaded) {
+    log.step(`installing dlv ${version} on the node (${path})`);
+    await host.execChecked(`mkdir -p ${shellQuote(binDir(target))}`, { sudo: true });
+    await host.upload(local, path, { sudo: true, mode: 0o755 });
+  }
+  const state = await readNodeState(host, target);
+  if (state.dlv?.path !== path || state.dlv.version !== version) {
+    state.dlv = { path, version };
+    await writeNodeState(host, target, state);
+  }
+  return { path, version, uploaded, supportsGo: support.supportedGo ?? null };
+}
+
+/** Calls `fn` at most every 500 ms (progress lines, not a flood). */
+function throttle<T>(fn: (value: T) => void, ms = 500): (value: T) => void {
+  let last = 0;
+  return (value) => {
+    const now = Date.now();
+    if (now - last >= ms) {
+      last = now;
+      fn(value);
+    }
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * setup / restore / doctor against the lab (real sshd, sudo, containerd), including the ways a setup can be
+ * cut short or refused. After every refusal the node must be exactly as it was: same containerd PID, same
+ * binary on disk.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ctrdbg, ctrdbgJson, mainJs, repoRoot } from '../helpers/cli.js';
+import { type LabStatusJson, labEnv, labStatus } from '../helpers/lab.js';
+
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+const STOCK = '/usr/bin/containerd';
+
+interface SetupJson {
+  target: string;
+  node: { pidBefore: number; pidAfter: number };
+  binary: { local: string; sha256: string };
+  swap: { unchanged: boolean; restarted: boolean; backedUp: boolean };
+  source: { remoteRoot: string; files: number; sent: number; deleted: number }[];
+  dlv: { path: string; uploaded: boolean };
+}
+
+let env: Record<string, string>;
+let lab: LabStatusJson;
+let work: string;
+
+async function fakeContainerd(name: string, options: { version?: string; arch?: string } = {}): Promise<string> {
+  const out = join(work, name);
+  await execa('go', ['build', '-gcflags=all=-N -l', '-ldflags', `-X main.version=${options.version ?? '1.6.20~ds1'}`, '-o', out, '.'], {
+    cwd: join(repoRoot, 'test/fixtures/fake-containerd'),
+    env: { GOFLAGS: '', GO111MODULE: 'on', CGO_ENABLED: '0', ...(options.arch ? { GOARCH: options.arch } : {}) },
+  });
+  return out;
+}
+
+/** The node's observable state; a refused command must not change it. */
+async function nodeFacts() {
+  const status = await labStatus('default', env);
+  return { pid: status.containerd.pid, sha: sha256(status.containerd.binary), serving: status.containerd.serving };
+}
+
+beforeAll(async () => {
+  env = labEnv();
+  work = await mkdtemp(join(tmpdir(), 'ctrdbg-deploy-'));
+  lab = await labStatus('default', env);
+  // Start from the node's original binary whatever an earlier suite left.
+  if (!lab.containerd.isStock) {
+    const restored = await ctrdbg(['restore', 'lab'], { env });
+    expect(restored.exitCode, restored.stderr).toBe(0);
+    lab = await labStatus('default', env);
+  }
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('setup, doctor, restore on the lab', () => {
+  let first: SetupJson;
+
+  it('setup installs a debuggable build and restarts containerd on it', async () => {
+    const result = await ctrdbgJson<SetupJson>(['setup', 'lab'], { env });
+    expect(result.exitCode, result.stderr).toBe(0);
+    first = result.data;
+    const pid = first.node.pidAfter;
+    expect(pid).not.toBe(lab.containerd.pid);
+    expect(readlinkSync(`/proc/${pid}/exe`)).toBe(lab.containerd.binary);
+    expect(sha256(`/proc/${pid}/exe`)).toBe(first.binary.sha256);
+    const verify = await ctrdbgJson<{ debuggable: boolean }>(['build', '--verify', `/proc/${pid}/exe`], { env });
+    expect(verify.exitCode).toBe(0);
+    expect(verify.data.debuggable).toBe(true);
+    // The source roots the DWARF names exist at the same absolute paths on the node.
+    expect(first.source.map((s) => s.remoteRoot)).toEqual([join(lab.tree, 'src'), '/usr/share/gocode/src']);
+    expect(first.dlv.path).toMatch(/opt\/ctrdbg\/bin\/dlv$/);
+  });
+
+  it('doctor shows every check passing', async () => {
+    const { exitCode, data } = await ctrdbgJson<{ ok: boolean; checks: { id: string; status: string; detail: string }[] }>(['doctor', 'lab'], { env });
+    expect(data.checks.filter((c) => c.status !== 'ok')).toEqual([]);
+    expect(data.ok).toBe(true);
+    expect(exitCode).toBe(0);
+    expect(data.checks.map((c) => c.id)).toEqual(
+      expect.arrayContaining(['reachable', 'sudo', 'arch', 'service', 'socket', 'debuggable', 'version', 'dlv', 'ptrace', 'disk', 'shim', 'debug']),
+    );
+  });
+
+  it('setup again sends nothing and keeps the same containerd', async () => {
+    const result = await ctrdbgJson<SetupJson>(['setup', 'lab', '--skip-build'], { env });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.data.swap.unchanged).toBe(true);
+    expect(result.data.swap.restarted).toBe(false);
+    expect(result.data.node.pidAfter).toBe(first.node.pidAfter);
+    expect(result.data.source.every((s) => s.sent === 0 && s.deleted === 0)).toBe(true);
+    expect(result.data.dlv.uploaded).toBe(false);
+  });
+
+  it('the target is remembered: commands without one use it', async () => {
+    const { data } = await ctrdbgJson<{ target: string }>(['doctor'], { env });
+    expect(data.target).toBe('lab');
+  });
+
+  it('restore brings back the stock binary, byte-identical, and it serves', async () => {
+    const result = await ctrdbgJson<{ pid: number; restored: boolean }>(['restore', 'lab'], { env });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.data.restored).toBe(true);
+    expect(Buffer.compare(readFileSync(lab.containerd.binary), readFileSync(STOCK))).toBe(0);
+    expect(sha256(`/proc/${result.data.pid}/exe`)).toBe(sha256(STOCK));
+    const facts = await nodeFacts();
+    expect(facts.serving).toBe(true);
+    expect(facts.pid).toBe(result.data.pid);
+  });
+});
+
+describe('interrupted and failing setups leave a working containerd', () => {
+  it('a client killed during the upload leaves the original running, and restore still works', async () => {
+    const before = await nodeFacts();
+    const child = execa(process.execPath, [mainJs, 'setup', 'lab', '--skip-build'], { env: { ...env, NO_COLOR: '1' }, reject: false });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no upload progress seen')), 120_000);
+      child.stderr?.on('data', (d: Buffer) => {
+        if (/upload [1-9]0%/.test(d.toString())) {
+          clearTimeout(timer);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    await child;
+    const after = await nodeFacts();
+    expect(after.pid).toBe(before.pid);
+    expect(after.sha).toBe(before.sha);
+    expect(after.serving).toBe(true);
+    const restore = await ctrdbg(['restore', 'lab'], { env });
+    expect(restore.exitCode, restore.stderr).toBe(0);
+    expect((await nodeFacts()).sha).toBe(sha256(STOCK));
+  });
+
+  it('a build that fails to start is rolled back to the original', async () => {
+    const fake = await fakeContainerd('containerd-fails');
+    const result = await ctrdbg(['setup', 'lab', '--binary', fake], { env });
+    expect(result.exitCode).toBe(11);
+    expect(result.stderr).toContain('The original binary was put back and is running again');
+    const after = await nodeFacts();
+    expect(after.serving).toBe(true);
+    expect(after.sha).toBe(sha256(STOCK));
+    expect(sha256(`/proc/${after.pid}/exe`)).toBe(sha256(STOCK));
+    const restore = await ctrdbg(['restore', 'lab'], { env });
+    expect(restore.exitCode, restore.stderr).toBe(0);
+  });
+});
+
+describe('bad input: a clear error, a distinct exit code, and the node untouched', () => {
+  let before: Awaited<ReturnType<typeof nodeFacts>>;
+  beforeAll(async () => {
+    before = await nodeFacts();
+  });
+  const untouched = async () => expect(await nodeFacts()).toEqual(before);
+
+  it('a stripped binary', async () => {
+    const r = await ctrdbg(['setup', 'lab', '--binary', STOCK], { env });
+    expect(r.exitCode).toBe(6);
+    expect(r.stderr).toMatch(/stripped/);
+    await untouched();
+  });
+
+  it('a binary for another architecture', async () => {
+    const fake = await fakeContainerd('containerd-arm64', { arch: 'arm64' });
+    const r = await ctrdbg(['setup', 'lab', '--binary', fake], { env });
+    expect(r.exitCode).toBe(6);
+    expect(r.stderr).toContain('the binary is for arm64, not amd64');
+    await untouched();
+  });
+
+  it("a build whose version differs from the node's", async () => {
+    const fake = await fakeContainerd('containerd-1.7', { version: 'v1.7.23' });
+    const r = await ctrdbg(['setup', 'lab', '--binary', fake], { env });
+    expect(r.exitCode).toBe(13);
+    expect(r.stderr).toContain('The node runs containerd 1.6.20 but the debug build is 1.7.23');
+    expect(r.stderr).toContain('--allow-version-mismatch');
+    await untouched();
+  });
+
+  it('an unreachable host', async () => {
+    const r = await ctrdbg(['doctor', 'ssh://ctrdbglab@127.0.0.1:1', '--key', lab.ssh.keyPath, '--known-hosts', lab.ssh.knownHostsPath], { env });
+    expect(r.exitCode).toBe(7);
+    const d = await ctrdbgJson<{ checks: { id: string; status: string }[] }>(['doctor', 'ssh://ctrdbglab@127.0.0.1:1', '--key', lab.ssh.keyPath], { env });
+    expect(d.data.checks[0]).toMatchObject({ id: 'reachable', status: 'fail' });
+  });
+
+  it('a key the node refuses', async () => {
+    const key = join(work, 'other_key');
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const r = await ctrdbg(['setup', `ssh://${lab.ssh.user}@127.0.0.1:${lab.ssh.port}`, '--key', key, '--known-hosts', lab.ssh.knownHostsPath], { env });
+    expect(r.exitCode).toBe(8);
+    await untouched();
+  });
+
+  it('a host key that does not match the pinned one', async () => {
+    const kh = join(work, 'known_hosts_wrong');
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'fake_host')]);
+    const pub = (await readFile(join(work, 'fake_host.pub'), 'utf8')).split(' ').slice(0, 2).join(' ');
+    await writeFile(kh, `[127.0.0.1]:${lab.ssh.port} ${pub}\n`);
+    const r = await ctrdbg(['setup', `ssh://${lab.ssh.user}@127.0.0.1:${lab.ssh.port}`, '--key', lab.ssh.keyPath, '--known-hosts', kh], { env });
+    expect(r.exitCode).toBe(9);
+    await untouched();
+  });
+
+  it('an unknown target', async () => {
+    const r = await ctrdbg(['setup', 'kind://x'], { env });
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toContain("'kind://x' is not a target ctrdbg knows");
+  });
+
+  it('containerd not running', async () => {
+    const service = join(lab.dir, 'node/usr/local/sbin/lab-service');
+    await execa(service, ['stop']);
+    try {
+      const r = await ctrdbg(['setup', 'lab', '--skip-build'], { env });
+      expect(r.exitCode).toBe(11);
+      expect(r.stderr).toContain('containerd is not running on lab');
+      expect(sha256(lab.containerd.binary)).toBe(before.sha);
+    } finally {
+      await execa(service, ['start']);
+    }
+  });
+});
