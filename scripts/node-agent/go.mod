@@ -1,0 +1,3 @@
+module ctrdbg/nodeagent
+
+go 1.19

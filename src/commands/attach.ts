@@ -1,0 +1,98 @@
+/** `ctrdbg attach` and `ctrdbg sets check`: rendering around src/record/attachSession.ts. */
+import type { CommandOutput } from '../cli/run.js';
+import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
+import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
+import { probeNode } from '../deploy/probe.js';
+import { ensureAgent, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
+import { nodeError } from '../errors.js';
+import { type AttachOptions, type AttachResult, attachSession } from '../record/attachSession.js';
+import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
+import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
+import { connectHost } from '../target/sshHost.js';
+import { createLogger, formatTable, mark, style } from '../util/output.js';
+
+function preview(v: RecordedValue | undefined, max = 60): string {
+  if (!v) return '?';
+  if (v.redacted) return '<redacted>';
+  if (v.error) return `<${v.error}>`;
+  if (v.value !== undefined) {
+    const text = v.kind === 'string' ? JSON.stringify(v.value) : v.value;
+    return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  }
+  if (v.children) return `${v.type}{${v.children.length} fields}`;
+  return v.type;
+}
+
+export function hitLine(hit: HitRecord): string {
+  const fn = hit.location.function.split('/').pop() ?? hit.location.function;
+  const file = hit.location.file.split('/').pop();
+  const values = hit.expressions.map((e) => `${e.expr}=${e.error ? `<${e.error}>` : preview(e.value)}`).join('  ');
+  return `#${hit.seq} +${(hit.t / 1000).toFixed(3)}s ${style.bold(hit.breakpoint.name)} g${hit.goroutine.id} ${fn} ${file}:${hit.location.line} ${style.dim(`(${hit.stoppedMs.toFixed(1)} ms)`)}  ${values}`;
+}
+
+export async function attachCommand(spec: string | undefined, options: AttachOptions & { json?: boolean }): Promise<CommandOutput<AttachResult>> {
+  const log = createLogger({ quiet: options.json });
+  const print = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const result = await attachSession(spec, options, log, {
+    onHit: (hit) => print(hitLine(hit)),
+    onArmed: ({ armed, haltWindowMs }) => log.step(`${armed} breakpoints armed; containerd was paused ${Math.round(haltWindowMs)} ms to arm them`),
+  });
+  const rows = Object.entries(result.perBreakpoint).map(([name, n]) => [name, String(n)]);
+  const ok = result.detached && result.containerd.serving && !result.containerd.traced;
+  const text = [
+    '',
+    `${result.hits} hits in ${result.stops} stops (${result.reason}${result.message ? `: ${result.message}` : ''}); longest stop ${result.maxStoppedMs} ms`,
+    ...(rows.length ? [formatTable(rows.map((r) => [`  ${r[0]}`, r[1] ?? '']))] : []),
+    `${ok ? mark.ok() : mark.bad()} containerd pid ${result.containerd.pidAfter || result.containerd.pid} ${result.containerd.serving ? 'serving' : 'NOT answering'}, ${result.detached ? 'breakpoints cleared, detached' : 'detach not confirmed'}${result.containerd.pidAfter === result.containerd.pid ? ', same pid' : ''}`,
+    ...(result.record ? [`recording: ${result.record}  (ctrdbg replay ${result.record})`] : []),
+  ].join('\n');
+  return { data: result, text, exitCode: ok || result.reason === 'connection-lost' ? 0 : 11 };
+}
+
+export async function setsCheckCommand(
+  spec: string | undefined,
+  options: TargetOptions & { set?: string[]; setsDir?: string; json?: boolean },
+): Promise<CommandOutput<SetsCheck & { target: string }>> {
+  const log = createLogger({ quiet: options.json });
+  const all = loadBreakpointSets(options.setsDir ? { setsDir: options.setsDir } : {});
+  const sets = options.set?.length ? options.set.map((n) => findBreakpointSet(all, n)) : all.filter((s) => s.process === 'containerd');
+  const target = await resolveTarget(spec, options);
+  const host = await connectHost(target.endpoint);
+  try {
+    await host.checkSudo();
+    const probe = await probeNode(host, target);
+    if (probe.tracerPid) throw nodeError(`containerd is traced by pid ${probe.tracerPid} already.`, { hint: 'Quit that debugger first.' });
+    const dbg = await startNodeDebugger(host, {
+      pid: probe.pid,
+      agentPath: await ensureAgent(host, target, probe.goArch, log),
+      dlvPath: await nodeDlvPath(host, target),
+      log,
+    });
+    let check: SetsCheck;
+    try {
+      check = await checkSets(dbg.client, sets);
+    } finally {
+      const stopped = await dbg.stop();
+      if (!stopped.detached) log.warn(`detach: ${stopped.errors.join('; ')}`);
+    }
+    const lines: string[] = [`sets on ${style.bold(target.spec)} (${probe.version})`];
+    for (const set of check.sets) {
+      lines.push('', `${set.complete ? mark.ok() : mark.bad()} ${style.bold(set.set)}`);
+      for (const note of set.notes) lines.push(`    ${style.yellow(note)}`);
+      const rows: string[][] = [];
+      for (const e of set.entries) {
+        if (e.locations.length === 0) {
+          rows.push([`  ${mark.bad()} ${e.entry}`, `not found${e.suggestions.length ? `; nearest: ${e.suggestions.slice(0, 3).join(', ')}` : ''}`]);
+        }
+        for (const l of e.locations) {
+          rows.push([`  ${mark.ok()} ${e.entry}`, `${l.function}  ${l.file}:${l.line}${l.optimized ? style.yellow('  (optimised)') : ''}`]);
+        }
+        for (const err of e.errors) rows.push([`  ${mark.bad()} ${e.entry}`, `${err.candidate}: ${err.message}`]);
+      }
+      lines.push(formatTable(rows));
+    }
+    return { data: { target: target.spec, ...check }, text: lines.join('\n') };
+  } finally {
+    await host.close();
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The recording loop: continue → a stop with the values Delve captured at the hit (one round trip) →
+ * continue again at once → write the hit while containerd runs. Every thread stopped at one of our
+ * breakpoints is a hit (concurrent callers stop together). The loop never leaves containerd stopped by
+ * choice: it ends on abort (halted, then the caller clears and detaches) or at --max-hits (already stopped).
+ */
+import { performance } from 'node:perf_hooks';
+import { nodeError } from '../errors.js';
+import { convertStack, convertVariable, convertVariables, type StoppedThread, stoppedThreads } from '../delve/convert.js';
+import type { DelveClient } from '../delve/rpcClient.js';
+import { redactExpressions, redactValues, type RedactionRules } from './redact.js';
+import type { SessionWriter } from '../record/sessionFile.js';
+import type { HitRecord, RecordedBreakpoint, RecordedExpression } from './sessionFormat.js';
+
+export interface ArmedBreakpoint extends RecordedBreakpoint {
+  /** Set-level redaction paths for this entry. */
+  redact: string[];
+}
+
+export interface RecordOptions {
+  client: DelveClient;
+  armed: Map<number, ArmedBreakpoint>;
+  writer?: SessionWriter | undefined;
+  fieldNameRedaction: boolean;
+  maxHits?: number | undefined;
+  signal: AbortSignal;
+  /** performance.now() at the session's start: hit times are relative to it. */
+  startedAt: number;
+  onHit?: (hit: HitRecord) => void;
+  onPanic?: (what: string) => void;
+}
+
+export interface RecordOutcome {
+  hits: number;
+  perBreakpoint: Record<string, number>;
+  reason: 'aborted' | 'max-hits';
+  stops: number;
+  /** Longest time containerd stayed stopped for one stop, as seen by the client (ms). */
+  maxStoppedMs: number;
+  totalStoppedMs: number;
+  redacted: number;
+}
+
+interface PendingHit {
+  hit: HitRecord;
+  observedAt: number;
+}
+
+export async function recordHits(options: RecordOptions): Promise<RecordOutcome> {
+  const { client, armed, writer, signal } = options;
+  const perBreakpoint: Record<string, number> = {};
+  let seq = 0;
+  let stops = 0;
+  let maxStoppedMs = 0;
+  let totalStoppedMs = 0;
+  let redactedCount = 0;
+  let pending: PendingHit[] = [];
+
+  const flush = (continuedAt: number) => {
+    if (pending.length) {
+      const stopped = continuedAt - (pending[0]?.observedAt ?? continuedAt);
+      maxStoppedMs = Math.max(maxStoppedMs, stopped);
+      totalStoppedMs += stopped;
+    }
+    for (const p of pending) {
+      p.hit.stoppedMs = round(continuedAt - p.observedAt);
+      writer?.writeHit(p.hit);
+      options.onHit?.(p.hit);
+    }
+    pending = [];
+  };
+
+  for (;;) {
+    if (signal.aborted) {
+      flush(performance.now());
+      return done('aborted');
+    }
+    const continuing = client.continue({ signal });
+    flush(performance.now());
+    const result = await continuing;
+    const observedAt = performance.now();
+    if (result.halted) return done('aborted');
+    if (result.state.exited) {
+      throw nodeError(`containerd exited while being debugged (status ${result.state.exitStatus}).`, {
+        hint: 'Look at its log; the service manager should restart it.',
+      });
+    }
+    stops++;
+    const wall = new Date().toISOString();
+    for (const stop of stoppedThreads(result.state)) {
+      const bp = armed.get(stop.breakpoint.id);
+      if (!bp) {
+        if (stop.breakpoint.id < 0) options.onPanic?.(`${stop.breakpoint.name || 'runtime'} at ${stop.thread.file}:${stop.thread.line}`);
+        continue;
+      }
+      seq++;
+      perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
+      const hit = toHit(stop, bp, seq, round(observedAt - options.startedAt), wall, options.fieldNameRedaction);
+      redactedCount += hit.redacted;
+      pending.push({ hit: hit.record, observedAt });
+      if (options.maxHits !== undefined && seq >= options.maxHits) break;
+    }
+    if (options.maxHits !== undefined && seq >= options.maxHits) {
+      // Stay stopped: the caller clears breakpoints and detaches from this fully stopped state.
+      flush(performance.now());
+      return done('max-hits');
+    }
+  }
+
+  function done(reason: RecordOutcome['reason']): RecordOutcome {
+    return { hits: seq, perBreakpoint, reason, stops, maxStoppedMs: round(maxStoppedMs), totalStoppedMs: round(totalStoppedMs), redacted: redactedCount };
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+export function toHit(
+  stop: StoppedThread,
+  bp: ArmedBreakpoint,
+  seq: number,
+  t: number,
+  wall: string,
+  fieldNames: boolean,
+): { record: HitRecord; redacted: number } {
+  const rules: RedactionRules = { paths: bp.redact, fieldNames };
+  const info = stop.info;
+  const byName = new Map((info.variables ?? []).map((v) => [v.name, v]));
+  const expressions: RecordedExpression[] = bp.expressions.map((expr) => {
+    const v = byName.get(expr);
+    if (!v) return { expr, error: 'not evaluated at this stop' };
+    if (v.unreadable) return { expr, error: v.unreadable };
+    return { expr, value: convertVariable(v, { name: expr }) };
+  });
+  const args = redactValues(convertVariables(info.arguments), rules);
+  const locals = redactValues(convertVariables(info.locals), rules);
+  const exprs = redactExpressions(expressions, rules);
+  const stack = convertStack(info.stacktrace);
+  const top = stack[0];
+  const goroutine = stop.goroutine;
+  const goroutineFunction = goroutine?.startLoc?.function?.name ?? goroutine?.goStatementLoc?.function?.name;
+  return {
+    record: {
+      type: 'hit',
+      seq,
+      t,
+      wall,
+      breakpoint: { id: bp.id, name: bp.name, set: bp.set },
+      goroutine: { id: goroutine?.id ?? stop.thread.goroutineID, ...(goroutineFunction ? { function: goroutineFunction } : {}) },
+      thread: stop.thread.id,
+      stoppedMs: 0,
+      location: {
+        function: stop.thread.function?.name ?? top?.function ?? bp.function,
+        file: stop.thread.file || top?.file || bp.file,
+        line: stop.thread.line || top?.line || bp.line,
+      },
+      stack,
+      args: args.values,
+      locals: locals.values,
+      expressions: exprs.expressions,
+    },
+    redacted: args.count + locals.count + exprs.count,
+  };
+}

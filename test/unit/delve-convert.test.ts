@@ -1,0 +1,251 @@
+import { describe, expect, it } from 'vitest';
+import { convertFrame, convertVariable, kindName, stoppedThreads } from '../../src/delve/convert.js';
+import type { DebuggerState, Variable } from '../../src/delve/types.js';
+
+/** A Delve variable with the defaults Delve sends; shapes below were captured from Delve 1.20.2. */
+function v(partial: Partial<Variable> & { kind: number }): Variable {
+  return {
+    name: '',
+    addr: 824634824224,
+    onlyAddr: false,
+    type: '',
+    realType: '',
+    flags: 0,
+    value: '',
+    len: 0,
+    cap: 0,
+    children: [],
+    base: 0,
+    unreadable: '',
+    ...partial,
+  };
+}
+
+const str = (name: string, value: string, len = Buffer.byteLength(value)) =>
+  v({ name, type: 'string', kind: 24, value, len, base: 1 });
+
+describe('convertVariable', () => {
+  it('names kinds like Go', () => {
+    expect(kindName(22)).toBe('ptr');
+    expect(kindName(25)).toBe('struct');
+    expect(kindName(99)).toBe('kind(99)');
+  });
+
+  it('strings: value, len, truncated when Delve cut them', () => {
+    expect(convertVariable(str('Name', 'nsY1795621477603'))).toEqual({
+      name: 'Name',
+      type: 'string',
+      kind: 'string',
+      value: 'nsY1795621477603',
+      len: 16,
+    });
+    expect(convertVariable(str('Name', 'nsY17956', 16))).toMatchObject({
+      value: 'nsY17956',
+      len: 16,
+      truncated: true,
+    });
+    // Multi-byte: len is in bytes.
+    expect(convertVariable(str('s', 'héllo')).truncated).toBeUndefined();
+  });
+
+  it('strings that are not UTF-8 come as StringValueBytes and keep their bytes', () => {
+    const raw = Buffer.from([0x61, 0xff, 0x62]);
+    const out = convertVariable(
+      v({
+        name: 's',
+        type: 'string',
+        kind: 24,
+        value: 'a\uFFFDb',
+        len: 3,
+        StringValueBytes: raw.toString('base64'),
+      }),
+    );
+    expect(out.value).toBe('a\\xffb');
+    expect(out.truncated).toBeUndefined();
+  });
+
+  it('pointers: hex address, pointee as the child, nil', () => {
+    const pointee = v({
+      type: 'ns.local',
+      kind: 25,
+      len: 1,
+      children: [v({ name: 'x', type: 'int', kind: 2, value: '7' })],
+    });
+    const out = convertVariable(
+      v({ name: 'l', type: '*ns.local', kind: 22, value: '824634352624', len: 1, children: [pointee] }),
+    );
+    expect(out.value).toBe('0xc00009a3f0');
+    expect(out.children).toHaveLength(1);
+    expect(out.children![0]).toMatchObject({
+      name: '*l',
+      kind: 'struct',
+      children: [{ name: 'x', value: '7', kind: 'int' }],
+    });
+    const nil = convertVariable(
+      v({
+        name: 'p',
+        type: '*int',
+        kind: 22,
+        value: '0',
+        len: 1,
+        children: [v({ kind: 2, addr: 0, type: 'int' })],
+      }),
+    );
+    expect(nil).toEqual({ name: 'p', type: '*int', kind: 'ptr', value: 'nil' });
+  });
+
+  it('pointers Delve did not follow are truncated', () => {
+    const out = convertVariable(
+      v({
+        name: 'p',
+        type: '*T',
+        kind: 22,
+        value: '4096',
+        len: 1,
+        children: [v({ kind: 25, addr: 4096, onlyAddr: true })],
+      }),
+    );
+    expect(out).toMatchObject({ value: '0x1000', truncated: true });
+    expect(out.children).toBeUndefined();
+  });
+
+  it('interfaces: nil (Delve sends a void child) and the dynamic type', () => {
+    const nilErr = convertVariable(
+      v({ name: '~r1', type: 'error', kind: 20, children: [v({ type: 'void', kind: 0, addr: 0 })] }),
+    );
+    expect(nilErr).toEqual({ name: '~r1', type: 'error', kind: 'interface', value: 'nil' });
+    const ctx = convertVariable(
+      v({
+        name: 'ctx',
+        type: 'context.Context',
+        kind: 20,
+        children: [
+          v({
+            name: 'data',
+            type: '*context.valueCtx',
+            kind: 22,
+            value: '4096',
+            len: 1,
+            children: [v({ kind: 25, addr: 4096 })],
+          }),
+        ],
+      }),
+    );
+    expect(ctx.value).toBe('*context.valueCtx');
+    expect(ctx.children![0]).toMatchObject({ name: 'data', kind: 'ptr', value: '0x1000' });
+  });
+
+  it('structs at the recursion limit have no children: truncated', () => {
+    const out = convertVariable(v({ name: 'db', type: 'metadata.DB', kind: 25, len: 9, children: [] }));
+    expect(out).toMatchObject({ kind: 'struct', children: [], truncated: true });
+  });
+
+  it('slices: len, cap, index names, truncated past MaxArrayValues, nil', () => {
+    const out = convertVariable(
+      v({
+        name: 'xs',
+        type: '[]int',
+        kind: 23,
+        len: 5,
+        cap: 8,
+        base: 99,
+        children: [v({ kind: 2, value: '1' }), v({ kind: 2, value: '2' })],
+      }),
+    );
+    expect(out).toMatchObject({ len: 5, cap: 8, truncated: true });
+    expect(out.children!.map((c) => c.name)).toEqual(['[0]', '[1]']);
+    expect(convertVariable(v({ name: 'n', type: '[]uint8', kind: 23, len: 0, base: 0 })).value).toBe('nil');
+  });
+
+  it('maps: key/value pairs become named children', () => {
+    const out = convertVariable(
+      v({
+        name: 'Labels',
+        type: 'map[string]string',
+        kind: 21,
+        len: 3,
+        base: 5,
+        children: [str('', 'c'), str('', 'd'), str('', 'a'), str('', 'b')],
+      }),
+    );
+    expect(out.children).toEqual([
+      { name: '["c"]', type: 'string', kind: 'string', value: 'd', len: 1 },
+      { name: '["a"]', type: 'string', kind: 'string', value: 'b', len: 1 },
+    ]);
+    expect(out.truncated).toBe(true);
+  });
+
+  it('unreadable values become errors', () => {
+    expect(
+      convertVariable(v({ name: 'x', type: 'uint8', kind: 8, unreadable: 'input/output error' })),
+    ).toEqual({
+      name: 'x',
+      type: 'uint8',
+      kind: 'uint8',
+      error: 'input/output error',
+    });
+  });
+
+  it('funcs carry their name', () => {
+    expect(
+      convertVariable(v({ name: 'f', type: 'func()', kind: 19, value: 'context.valueCtx.Done', base: 10 }))
+        .value,
+    ).toBe('context.valueCtx.Done');
+    expect(convertVariable(v({ name: 'f', type: 'func()', kind: 19, base: 0 })).value).toBe('nil');
+  });
+});
+
+describe('stoppedThreads and frames', () => {
+  it('returns every thread at a breakpoint, not only the current one', () => {
+    const bp = (id: number) => ({
+      id,
+      name: `b${id}`,
+      addr: 0,
+      addrs: [],
+      file: 'f.go',
+      line: 1,
+      Cond: '',
+      continue: false,
+      goroutine: true,
+      stacktrace: 0,
+    });
+    const state: DebuggerState = {
+      Pid: 1,
+      Running: false,
+      NextInProgress: false,
+      exited: false,
+      exitStatus: 0,
+      currentThread: { id: 2, pc: 1, file: '', line: 0, goroutineID: 9, breakPoint: bp(1) },
+      Threads: [
+        { id: 1, pc: 1, file: '', line: 0, goroutineID: 0 },
+        {
+          id: 2,
+          pc: 1,
+          file: '',
+          line: 0,
+          goroutineID: 9,
+          breakPoint: bp(1),
+          breakPointInfo: { variables: [] },
+        },
+        { id: 3, pc: 1, file: '', line: 0, goroutineID: 10, breakPoint: bp(1), breakPointInfo: {} },
+      ],
+    };
+    expect(stoppedThreads(state).map((t) => t.thread.id)).toEqual([2, 3]);
+  });
+
+  it('frames keep function, file, line', () => {
+    expect(
+      convertFrame({
+        pc: 5,
+        file: '/x.go',
+        line: 3,
+        function: { name: 'a.B', value: 1, type: 0, goType: 0, optimized: false },
+        Locals: null,
+        Arguments: null,
+        FrameOffset: 0,
+        FramePointerOffset: 0,
+        Err: '',
+      }),
+    ).toEqual({ function: 'a.B', file: '/x.go', line: 3, pc: 5 });
+  });
+});

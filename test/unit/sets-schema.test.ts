@@ -1,0 +1,198 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  findBreakpointSet,
+  isRedacted,
+  loadBreakpointSets,
+  parseBreakpointSet,
+  type SetProblem,
+} from '../../src/breakpoints/sets.js';
+import { isCtrdbgError } from '../../src/errors.js';
+
+const good = `schema: ctrdbg.breakpoint-set/v1
+name: demo
+description: a demo
+entries:
+  - name: ns-create
+    candidates:
+      - github.com/containerd/containerd/services/namespaces.(*local).Create
+    record: [req.Namespace.Name]
+    loadArgs: {depth: 2, maxString: 256}
+    redact: [req.Secret]
+`;
+
+function problems(text: string, file = 'x.yaml'): SetProblem[] {
+  try {
+    parseBreakpointSet(text, file);
+  } catch (error) {
+    if (!isCtrdbgError(error)) throw error;
+    expect(error.kind).toBe('input');
+    return (error.details?.problems ?? []) as SetProblem[];
+  }
+  throw new Error('expected the set to be rejected');
+}
+
+describe('breakpoint set schema', () => {
+  it('accepts a good set and fills defaults', () => {
+    const set = parseBreakpointSet(good, 'demo.yaml');
+    expect(set.name).toBe('demo');
+    expect(set.process).toBe('containerd');
+    const entry = set.entries[0]!;
+    expect(entry.lineOffset).toBe(0);
+    expect(entry.condition).toBe('');
+    expect(entry.stack).toBe(10);
+    expect(entry.goroutine).toBe(true);
+    expect(entry.loadArgs).toEqual({
+      depth: 2,
+      maxString: 256,
+      maxArray: 16,
+      maxStructFields: -1,
+      followPointers: true,
+    });
+    expect(entry.loadLocals).toBe(false);
+    expect(set.source).toBe('demo.yaml');
+  });
+
+  it('reports broken YAML with file:line:column', () => {
+    const text = `schema: ctrdbg.breakpoint-set/v1\nname: demo\nentries:\n  - name: a\n    candidates: [x.y\n`;
+    const found = problems(text, 'broken.yaml');
+    expect(found.length).toBeGreaterThan(0);
+    expect(found[0]!.file).toBe('broken.yaml');
+    expect(found[0]!.line).toBeGreaterThanOrEqual(5);
+    try {
+      parseBreakpointSet(text, 'broken.yaml');
+    } catch (error) {
+      expect((error as Error).message).toMatch(/broken\.yaml:\d+:\d+: /);
+    }
+  });
+
+  it('reports duplicate keys at their position', () => {
+    const found = problems(good.replace('name: demo\n', 'name: demo\nname: again\n'));
+    expect(found[0]!.line).toBe(3);
+  });
+
+  it('names unknown fields with their line and a suggestion', () => {
+    const text = good.replace('    record:', '    recrod: [x]\n    record:');
+    const found = problems(text);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.message).toMatch(/unknown field "recrod".*did you mean "record"/);
+    expect(found[0]!.line).toBe(8);
+    expect(found[0]!.column).toBe(5);
+  });
+
+  it('rejects an entry without candidates, pointing at the entry', () => {
+    const text = `schema: ctrdbg.breakpoint-set/v1
+name: demo
+entries:
+  - name: a
+    record: [x]
+`;
+    const found = problems(text);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.message).toMatch(/entries\.0\.candidates/);
+    expect(found[0]!.line).toBe(4);
+  });
+
+  it('rejects an empty candidate list, a wrong schema version and a bad name', () => {
+    const text = good
+      .replace('ctrdbg.breakpoint-set/v1', 'ctrdbg.breakpoint-set/v9')
+      .replace('name: demo', 'name: Demo Set')
+      .replace(/candidates:\n\s+- \S+\n/, 'candidates: []\n');
+    const found = problems(text);
+    const messages = found.map((p) => p.message).join('\n');
+    expect(messages).toMatch(/ctrdbg\.breakpoint-set\/v1/);
+    expect(messages).toMatch(/lower-case/);
+    expect(messages).toMatch(/at least one candidate/);
+    expect(found.find((p) => /v1/.test(p.message))!.line).toBe(1);
+  });
+
+  it('rejects recording an expression the entry redacts', () => {
+    const found = problems(good.replace('record: [req.Namespace.Name]', 'record: [req.Secret.Token]'));
+    expect(found[0]!.message).toMatch(/redacted/);
+    expect(found[0]!.line).toBe(8);
+  });
+
+  it('rejects duplicate entry names', () => {
+    const text = `${good}  - name: ns-create\n    candidates: [a/b.C]\n`;
+    expect(problems(text)[0]!.message).toMatch(/duplicate entry name/);
+  });
+
+  it('isRedacted covers the path and everything under it', () => {
+    expect(isRedacted('r.Auth', ['r.Auth'])).toBe(true);
+    expect(isRedacted('r.Auth.Password', ['r.Auth'])).toBe(true);
+    expect(isRedacted('*r.Auth', ['r.Auth'])).toBe(true);
+    expect(isRedacted('r.AuthToken', ['r.Auth'])).toBe(false);
+    expect(isRedacted('r.Image.Image', ['r.Auth'])).toBe(false);
+  });
+});
+
+describe('built-in sets', () => {
+  const sets = loadBreakpointSets();
+
+  it('all load, with the names the design lists', () => {
+    expect(sets.map((s) => s.name).sort()).toEqual(
+      [
+        'container-start',
+        'cri-create',
+        'image-pull',
+        'lab-create',
+        'sandbox-run',
+        'snapshot',
+        'stdio',
+        'tasks-create',
+      ].sort(),
+    );
+    expect(sets.every((s) => s.builtin)).toBe(true);
+  });
+
+  it('image-pull never records r.Auth, redacts it and does not load arguments wholesale', () => {
+    const set = findBreakpointSet(sets, 'image-pull');
+    const pull = set.entries.find((e) => e.name === 'pull-image')!;
+    expect(pull.redact).toContain('r.Auth');
+    expect(pull.loadArgs).toBe(false);
+    expect(pull.loadLocals).toBe(false);
+    for (const entry of set.entries) for (const expr of entry.record) expect(expr).not.toMatch(/Auth/);
+  });
+
+  it('lab-create uses the lab containerd parameter names', () => {
+    const set = findBreakpointSet(sets, 'lab-create');
+    const record = Object.fromEntries(set.entries.map((e) => [e.name, e.record]));
+    expect(record['namespaces-create']).toContain('req.Namespace.Name');
+    expect(record['containers-create']).toEqual(
+      expect.arrayContaining(['req.Container.ID', 'req.Container.Image']),
+    );
+    expect(record['tasks-create']).toContain('r.ContainerID');
+  });
+
+  it('unknown set names list the known ones', () => {
+    expect(() => findBreakpointSet(sets, 'nope')).toThrow(/no breakpoint set named "nope"/);
+  });
+});
+
+describe('loading user sets', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('adds sets from --sets-dir and refuses a duplicate name, naming both files', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ctrdbg-sets-'));
+    writeFileSync(join(dir, 'demo.yaml'), good);
+    writeFileSync(join(dir, 'README.md'), 'not a set');
+    const sets = loadBreakpointSets({ setsDir: dir });
+    expect(sets.find((s) => s.name === 'demo')?.builtin).toBe(false);
+    writeFileSync(join(dir, 'dup.yml'), good.replace('name: demo', 'name: lab-create'));
+    expect(() => loadBreakpointSets({ setsDir: dir })).toThrow(
+      /two breakpoint sets are named "lab-create".*lab-create\.yaml.*dup\.yml/,
+    );
+  });
+
+  it('reports a missing directory as an input error', () => {
+    expect(() => loadBreakpointSets({ setsDir: '/nonexistent/ctrdbg-sets' })).toThrow(
+      /cannot read breakpoint sets directory/,
+    );
+  });
+});
