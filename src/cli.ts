@@ -3,13 +3,26 @@
  * so `ctrdbg --help` stays fast. Each area registers itself from `src/cli/<area>.ts`.
  */
 import { Command } from 'commander';
-import { errorKinds, ExitCode } from './errors.js';
+import { registerAttach } from './cli/attach.js';
+import { registerBuild } from './cli/build.js';
+import { registerDeploy } from './cli/deploy.js';
+import { registerLab } from './cli/lab.js';
+import { registerReplay } from './cli/replay.js';
+import { registerSets } from './cli/sets.js';
 import { packageVersion } from './config.js';
+import { ExitCode, errorKinds } from './errors.js';
 
 type Register = (program: Command) => void;
 
 /** One line per area; keep the order of the pipeline. */
-const areas: Register[] = [];
+const areas: Register[] = [
+  registerLab,
+  registerBuild,
+  registerDeploy,
+  registerSets,
+  registerAttach,
+  registerReplay,
+];
 
 export function buildProgram(): Command {
   const program = new Command('ctrdbg')

@@ -1,0 +1,163 @@
+/**
+ * The HTML timeline, in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core):
+ * it renders offline, clicking a hit shows its variables, the filter narrows, hostile recorded strings stay
+ * text. A screenshot is written to .out/replay-timeline.png.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replayCommand } from '../../src/commands/replay.js';
+import { jsonForScript } from '../../src/replay/htmlReport.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const sample = join(root, 'test', 'fixtures', 'sessions', 'sample.jsonl');
+const CHROMIUM = '/usr/bin/chromium';
+const HOSTILE =
+  '</script><script>window.__pwned = 1</script><!-- \u2028 <img src=x onerror="window.__pwned=2">';
+const WAIT_MS = 15_000;
+
+describe('jsonForScript', () => {
+  it('leaves no way out of a script element and still parses back', () => {
+    const text = jsonForScript({ s: HOSTILE });
+    expect(text).not.toMatch(/<|>|\u2028/);
+    expect(JSON.parse(text)).toEqual({ s: HOSTILE });
+  });
+});
+
+// CI must have the browser (scripts/bootstrap: apt-get install -y chromium); a developer machine may skip.
+it.runIf(!existsSync(CHROMIUM) && Boolean(process.env.CI))('Debian Chromium is installed for the HTML test', () => {
+  throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (never a downloaded browser)`);
+});
+
+describe.skipIf(!existsSync(CHROMIUM))('HTML timeline in headless Chromium', () => {
+  let dir: string;
+  let html: string;
+  let context: BrowserContext;
+  let page: Page;
+  const requests: string[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ctrdbg-html-'));
+    // A recorded string that tries to end the script element: it must show up as text.
+    const lines = readFileSync(sample, 'utf8').split('\n');
+    lines[1] = lines[1]!.replace(
+      '"value":"lab-demo","len":8}}',
+      `"value":${JSON.stringify(HOSTILE)},"len":8}}`,
+    );
+    expect(lines[1]).toContain('__pwned');
+    const session = join(dir, 'hostile.jsonl');
+    writeFileSync(session, lines.join('\n'));
+    html = join(dir, 'report.html');
+    const out = await replayCommand(
+      session,
+      { html },
+      { input: process.stdin, output: process.stdout, isTTY: false },
+    );
+    expect(out.text).toContain(`wrote ${html} (12 hits`);
+    expect(statSync(html).mode & 0o777).toBe(0o600);
+
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 60_000,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      viewport: { width: 1400, height: 1000 },
+    });
+    context.setDefaultTimeout(WAIT_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(pathToFileURL(html).href, { timeout: WAIT_MS });
+    await page.waitForSelector('body[data-ready="true"]', { timeout: WAIT_MS });
+  }, 90_000);
+
+  afterAll(async () => {
+    await context?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('renders one mark per hit, lanes per breakpoint, and fetches nothing', async () => {
+    expect(await page.locator('#timeline circle.hit').count()).toBe(12);
+    expect(await page.locator('#timeline .lane-label').allTextContents()).toEqual([
+      'lab-create/namespace-create',
+      'lab-create/create-container',
+      'lab-create/create-task',
+      'tasks-create/shim-create',
+    ]);
+    expect(await page.locator('#count').textContent()).toBe('12 of 12 hits');
+    expect(requests).toEqual([pathToFileURL(html).href]);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  });
+
+  it('clicking a hit shows its location, stack and expandable variables', async () => {
+    await page.locator('#timeline circle.hit[data-seq="3"]').click();
+    await expect
+      .poll(() => page.locator('#details h2').textContent(), { timeout: WAIT_MS })
+      .toBe('hit 3 · lab-create/create-container');
+    expect(await page.locator('#location').textContent()).toContain('services/containers/local.go:117');
+    expect(await page.locator('#details ol li').count()).toBe(8);
+    const args = page.locator('[data-section="arguments"]');
+    await args.locator('details[data-path="req"] > summary').click();
+    await args.locator('details[data-path="Container"] > summary').click();
+    const container = args.locator('details[data-path="Container"]');
+    await expect.poll(() => container.textContent(), { timeout: WAIT_MS }).toContain('ID string = "c2"');
+    await container.locator('details[data-path="Labels"] > summary').click();
+    expect(await container.locator('details[data-path="Labels"]').textContent()).toContain(
+      '"io.ctrdbg/registry-token" string = <redacted>',
+    );
+    expect(await page.locator('[data-section="locals"]').textContent()).toContain(
+      'created containers.Container = <unreadable: could not find loclist entry',
+    );
+    expect(await page.locator('[data-section="expressions"]').textContent()).toContain('(96 of 2890 bytes)');
+    expect(await page.locator('#hits tbody tr.selected').getAttribute('data-seq')).toBe('3');
+  });
+
+  it('shows a hostile recorded string as text', async () => {
+    await page.locator('#hits tbody tr[data-seq="1"]').click();
+    const exprs = page.locator('[data-section="expressions"]');
+    await expect
+      .poll(() => exprs.textContent(), { timeout: WAIT_MS })
+      .toContain('window.__pwned = 1</script>');
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  });
+
+  it('the filter box narrows the timeline and the table; lanes can follow goroutines', async () => {
+    await page.fill('#filter', 'set=tasks-create');
+    await expect.poll(() => page.locator('#timeline circle.hit').count(), { timeout: WAIT_MS }).toBe(3);
+    expect(await page.locator('#count').textContent()).toBe('3 of 12 hits');
+    expect(await page.locator('#hits tbody tr').count()).toBe(3);
+    await page.fill('#filter', 'g41');
+    await expect.poll(() => page.locator('#timeline circle.hit').count(), { timeout: WAIT_MS }).toBe(4);
+    await page.fill('#filter', '');
+    await page.locator('input[name=lanes][value=goroutine]').check();
+    await expect
+      .poll(() => page.locator('#timeline .lane-label').allTextContents(), { timeout: WAIT_MS })
+      .toEqual(['goroutine 41', 'goroutine 57', 'goroutine 63', 'goroutine 88']);
+    await page.locator('input[data-goroutine="88"]').uncheck();
+    await expect.poll(() => page.locator('#timeline circle.hit').count(), { timeout: WAIT_MS }).toBe(10);
+    await page.locator('input[data-goroutine="88"]').check();
+    await page.locator('input[name=lanes][value=breakpoint]').check();
+  });
+
+  it('writes a screenshot', async () => {
+    await page.locator('#timeline circle.hit[data-seq="9"]').click();
+    const outDir = join(root, '.out');
+    mkdirSync(outDir, { recursive: true });
+    const png = join(outDir, 'replay-timeline.png');
+    rmSync(png, { force: true });
+    await page.screenshot({ path: png, fullPage: true, timeout: WAIT_MS });
+    expect(statSync(png).size).toBeGreaterThan(10_000);
+    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
+  });
+});
