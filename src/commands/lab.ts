@@ -45,6 +45,7 @@ export function renderStatus(s: LabStatus): string {
     ['debug info', debuggable],
     ['socket', c.socket],
     ['source tree', s.tree],
+    ['image', `${s.image}  (ctr -a ${c.socket} run --rm ${s.image} demo /hello hi)`],
   ];
   return formatTable(rows);
 }

@@ -3,22 +3,16 @@
  * do. Checks that do not apply to a kind of node (the CRI plugin on the lab, the cluster runtime off
  * minikube) are listed as not applicable rather than passed.
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { delveSupport, inspectBinary, parseDelveVersion } from '../build/debugInfo.js';
-import { cacheDir } from '../config.js';
 import { isCtrdbgError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
 import { connectHost } from '../target/sshHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
 import type { Target } from '../target/target.js';
-import { exists } from '../util/fsx.js';
 import { waitServing } from './binarySwap.js';
 import { readNodeState } from './nodeState.js';
-import { type NodeProbe, probeNode, semverOf } from './probe.js';
+import { fetchRunningBinary, type NodeProbe, probeNode, semverOf } from './probe.js';
 import { serviceControl } from './service.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn';
@@ -232,24 +226,6 @@ function failed(id: string, title: string, error: unknown): Check {
     return { id, title, status: 'fail', detail: error.message, errorKind: error.kind, ...(error.hint ? { hint: error.hint } : {}) };
   }
   return { id, title, status: 'fail', detail: String((error as Error).message ?? error) };
-}
-
-/** The running image, copied once into the local cache by sha256 (inspection needs readelf, which nodes lack). */
-async function fetchRunningBinary(host: RemoteHost, probe: NodeProbe): Promise<string> {
-  const dir = join(cacheDir(), 'node-binaries');
-  const path = join(dir, probe.runningSha256);
-  if (await exists(path)) return path;
-  await mkdir(dir, { recursive: true });
-  const proc = await host.spawn(`cat /proc/${probe.pid}/exe`, { sudo: true });
-  proc.stream.end();
-  const tmp = `${path}.part`;
-  try {
-    await pipeline(proc.stream, createWriteStream(tmp));
-    await rename(tmp, path);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  return path;
 }
 
 async function debugAddress(host: RemoteHost, probe: NodeProbe | undefined): Promise<string | undefined> {

@@ -2,7 +2,13 @@
  * What a node is running: arch, OS, containerd's main PID (through its service manager, never `pidof`,
  * which would also find shims' parents or a second daemon), the binary behind it and its version.
  */
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { cacheDir } from '../config.js';
 import { nodeError } from '../errors.js';
+import { exists } from '../util/fsx.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
 import type { Target } from '../target/target.js';
@@ -87,3 +93,22 @@ export async function remoteSha256(host: RemoteHost, path: string): Promise<stri
   const sha = r.stdout.trim();
   return r.code === 0 && /^[0-9a-f]{64}$/.test(sha) ? sha : undefined;
 }
+
+/** The running image, copied once into the local cache by sha256 (inspection needs readelf, which nodes lack). */
+export async function fetchRunningBinary(host: RemoteHost, probe: NodeProbe): Promise<string> {
+  const dir = join(cacheDir(), 'node-binaries');
+  const path = join(dir, probe.runningSha256);
+  if (await exists(path)) return path;
+  await mkdir(dir, { recursive: true });
+  const proc = await host.spawn(`cat /proc/${probe.pid}/exe`, { sudo: true });
+  proc.stream.end();
+  const tmp = `${path}.part`;
+  try {
+    await pipeline(proc.stream, createWriteStream(tmp));
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return path;
+}
+

@@ -16,6 +16,7 @@ import { run, runChecked } from '../util/exec.js';
 import { exists, isAlive, sha256File, sleep, waitFor } from '../util/fsx.js';
 import { freeLoopbackPort, readBanner } from '../util/net.js';
 import type { Logger } from '../util/output.js';
+import { buildLabImage, importLabImage, LAB_IMAGE } from './labImage.js';
 import { labProcesses, readProc } from './procs.js';
 
 /** The UNIX user that logs into every lab over SSH (like minikube's `docker`). */
@@ -287,6 +288,8 @@ export async function labUp(name: string, log: Logger): Promise<LabUpResult> {
       throw nodeError(`The lab's containerd did not start: ${started.out}`, { hint: `Look at ${paths.node.log}.` });
     }
   }
+  const archive = await buildLabImage(join(paths.dir, 'images'));
+  await importLabImage(paths.node.socket, archive);
   const state: LabState = {
     format: 1,
     name,
@@ -327,6 +330,8 @@ export interface LabStatus {
     traced: boolean;
   };
   tree: string;
+  /** An image in containerd's default namespace, for triggers: ctr run --rm IMAGE ID /hello hi. */
+  image: string;
 }
 
 export async function labStatus(name: string): Promise<LabStatus> {
@@ -379,6 +384,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
     },
     containerd,
     tree: paths.tree,
+    image: LAB_IMAGE,
   };
 }
 

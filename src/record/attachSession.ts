@@ -11,10 +11,11 @@ import { breakpointName, type ResolvedSet, resolveSet, toBreakpointRequest } fro
 import { type BreakpointSet, findBreakpointSet, isRedacted, loadBreakpointSets } from '../breakpoints/sets.js';
 import { waitServing } from '../deploy/binarySwap.js';
 import { readNodeState } from '../deploy/nodeState.js';
-import { probeNode } from '../deploy/probe.js';
+import { fetchRunningBinary, probeNode } from '../deploy/probe.js';
+import { inspectBinary } from '../build/debugInfo.js';
 import { serviceControl } from '../deploy/service.js';
 import { ensureAgent, type NodeDebugger, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
-import { inputError, nodeError, usageError } from '../errors.js';
+import { inputError, nodeError, notDebuggableError, usageError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
 import { connectHost } from '../target/sshHost.js';
@@ -166,6 +167,16 @@ export async function attachSession(spec: string | undefined, options: AttachOpt
       });
     }
     const state = await readNodeState(host, target);
+    // Attaching to a stripped or optimised containerd only yields errors: check first (cheap when setup
+    // recorded this very binary).
+    if (state.installed?.sha256 !== probe.runningSha256) {
+      const report = await inspectBinary(await fetchRunningBinary(host, probe), { expectedArch: probe.goArch, delveVersion: null });
+      if (!report.debuggable) {
+        throw notDebuggableError(`containerd on ${target.endpoint.label} (${probe.binary}) is not a debug build: ${report.problems.join('; ')}.`, {
+          hint: `Install one with: ctrdbg setup ${target.spec}`,
+        });
+      }
+    }
     const dlvPath = await nodeDlvPath(host, target);
     const agentPath = await ensureAgent(host, target, probe.goArch, log);
     log.step(`attaching dlv to containerd pid ${probe.pid} on ${target.endpoint.label}`);

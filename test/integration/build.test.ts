@@ -121,14 +121,12 @@ describe('ctrdbg build: lab tree', () => {
         package: 'ctrdbg.lab/containerd',
         git: null,
       });
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
-      const debianVersion = execFileSync(
-        'dpkg-query',
-        ['-W', '-f=${Version}', 'golang-github-containerd-containerd-dev'],
-        {
-          encoding: 'utf8',
-        },
-      );
+      // `dpkg-query -W PKG` prints "PKG<TAB>VERSION": an oracle independent of writeLabTree.
+      const debianVersion = execFileSync('dpkg-query', ['-W', 'golang-github-containerd-containerd-dev'], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\t')[1]!;
       expect(manifest.containerd).toMatchObject({
         source: 'binary',
         version: debianVersion.split('-')[0],
