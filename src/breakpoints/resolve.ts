@@ -202,8 +202,9 @@ export async function resolveSet(locator: FunctionLocator, set: BreakpointSet): 
           if (!notes.includes(note)) notes.push(note);
         }
       }
-      // Without CRI, same-named methods elsewhere (an OpenTelemetry `Start`) would only mislead.
-      if (!explained) resolved.suggestions = await suggest(locator, entry.candidates);
+      // Without CRI, same-named methods elsewhere (an OpenTelemetry `Start`) would only mislead; the nearest
+      // names worth showing are containerd's own services, which the CRI plugin calls into.
+      resolved.suggestions = explained ? await suggestServices(locator, entry.candidates) : await suggest(locator, entry.candidates);
     }
     entries.push(resolved);
   }
@@ -245,6 +246,33 @@ async function suggest(locator: FunctionLocator, candidates: readonly string[]):
   return [...ranked.entries()]
     .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))
     .slice(0, 5)
+    .map(([n]) => n);
+}
+
+/** The first word of a Go name: CreateContainer → Create, PullImage → Pull, createContainerLoggers → create. */
+function verbOf(name: string): string {
+  return /^[A-Za-z][a-z0-9]*/.exec(name)?.[0] ?? name;
+}
+
+/** For CRI functions in a binary without CRI: containerd's gRPC services (and runtime) with the same verb. */
+async function suggestServices(locator: FunctionLocator, candidates: readonly string[]): Promise<string[]> {
+  // Only the first letter's case differs between Go's exported and unexported names: [Cc]reate (RE2 and JS alike).
+  const verbs = [...new Set(candidates.map((c) => verbOf(splitFunctionName(c).name)))].map(
+    (v) => `[${v.charAt(0).toUpperCase()}${v.charAt(0).toLowerCase()}]${goRegexpQuote(v.slice(1))}`,
+  );
+  const pool = await locator.listFunctions(`^github\\.com/containerd/containerd(/v2)?/(services|plugins/services)/[a-z]+\\.\\(\\*local\\)\\.(${verbs.join("|")})[A-Za-z0-9_]*$`);
+  // A service whose noun is in the wanted name comes first: CreateContainer → containers.(*local).Create.
+  const nounBonus = (candidate: string, name: string) => {
+    const noun = splitFunctionName(name).pkg.split('/').pop()?.replace(/s$/, '') ?? '';
+    return noun && splitFunctionName(candidate).name.toLowerCase().includes(noun) ? 3 : 0;
+  };
+  const ranked = new Map<string, number>();
+  for (const candidate of candidates) {
+    for (const name of pool) ranked.set(name, Math.max(ranked.get(name) ?? 0, similarity(candidate, name) + nounBonus(candidate, name)));
+  }
+  return [...ranked.entries()]
+    .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))
+    .slice(0, 3)
     .map(([n]) => n);
 }
 

@@ -312,13 +312,21 @@ export function createBuildProgress(
   const started = Date.now();
   const label = options.label ?? 'building containerd';
   let last = '';
-  const render = () =>
-    `${label} · ${formatElapsed(Date.now() - started)}${last ? ` · ${last.slice(0, 100)}` : ''}`;
+  // A spinner line must fit the terminal: ora clears as many rows as the text wraps to, and a terminal that
+  // reports 0 columns (some pseudo-terminals) made it redraw endlessly. Such terminals get plain lines.
+  const columns = options.tty === undefined ? (process.stderr.columns ?? 0) : 120;
+  const spinner = (options.tty ?? Boolean(process.stderr.isTTY)) && columns >= 20;
+  const render = (width = 100 + label.length + 12) => {
+    const text = `${label} · ${formatElapsed(Date.now() - started)}${last ? ` · ${last}` : ''}`;
+    return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+  };
   if (options.quiet) return { line() {}, stop() {} };
-  if (options.tty ?? Boolean(process.stderr.isTTY)) {
-    const spinner = ora({ text: render(), stream: process.stderr }).start();
+  if (spinner) {
+    // Room for the spinner glyph and a space.
+    const width = columns - 3;
+    const display = ora({ text: render(width), stream: process.stderr }).start();
     const timer = setInterval(() => {
-      spinner.text = render();
+      display.text = render(width);
     }, 500);
     timer.unref();
     return {
@@ -328,8 +336,8 @@ export function createBuildProgress(
       stop(ok) {
         clearInterval(timer);
         const text = `${label} ${ok ? 'done' : 'failed'} in ${formatElapsed(Date.now() - started)}`;
-        if (ok) spinner.succeed(text);
-        else spinner.fail(text);
+        if (ok) display.succeed(text);
+        else display.fail(text);
       },
     };
   }

@@ -387,11 +387,15 @@ function sessionHeader(
 /** Runs the trigger locally (sh -c) or on the node (through sudo); its output goes to stderr, prefixed. */
 async function runTrigger(host: RemoteHost, target: Target, command: string, onNode: boolean, log: Logger): Promise<number | null> {
   log.step(`trigger${onNode ? ' (on the node)' : ''}: ${command}`);
-  const prefix = (text: string) => text.split('\n').filter(Boolean).map((l) => `  trigger│ ${l}`).join('\n');
+  // The trigger's own output always reaches stderr, also with --json (stdout then carries only the result).
+  const show = (text: string) => {
+    const lines = text.split('\n').filter(Boolean).map((l) => `  trigger│ ${l}`);
+    if (lines.length) process.stderr.write(`${lines.join('\n')}\n`);
+  };
   if (onNode) {
     const r = await host.exec(command, { sudo: true, timeoutMs: 3_600_000, env: { CTRDBG_SOCKET: target.node.socket } });
-    if (r.stdout.trim()) log.info(prefix(r.stdout));
-    if (r.stderr.trim()) log.info(prefix(r.stderr));
+    show(r.stdout);
+    show(r.stderr);
     return r.code;
   }
   return new Promise((resolve) => {
@@ -399,8 +403,8 @@ async function runTrigger(host: RemoteHost, target: Target, command: string, onN
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, CTRDBG_TARGET: target.spec, CTRDBG_SOCKET: target.node.socket, CTRDBG_NODE_HOST: target.endpoint.host },
     });
-    child.stdout.on('data', (d: Buffer) => log.info(prefix(d.toString())));
-    child.stderr.on('data', (d: Buffer) => log.info(prefix(d.toString())));
+    child.stdout.on('data', (d: Buffer) => show(d.toString()));
+    child.stderr.on('data', (d: Buffer) => show(d.toString()));
     child.on('error', () => resolve(127));
     child.on('exit', (code) => resolve(code));
   });

@@ -126,15 +126,18 @@ describe('resolveSet', () => {
     expect(result.notes).toEqual([]);
   });
 
-  it('says "no CRI in this binary" instead of misleading suggestions', async () => {
+  it('says "no CRI in this binary" and points at the containerd services instead of same-named helpers', async () => {
     const bin = fakeBinary([
+      `${P1}/services/leases.(*local).Create`,
       `${P1}/services/containers.(*local).Create`,
+      `${P1}/services/containers.(*local).Create.func1`,
       `${P1}/cmd/ctr/commands/containers.CreateContainer`,
     ]);
     const result = await resolveSet(bin, criSet);
     expect(result.complete).toBe(false);
     expect(result.entries[0]!.locations).toEqual([]);
-    expect(result.entries[0]!.suggestions).toEqual([]);
+    // The service whose noun is in the wanted name first; closures and the ctr client never.
+    expect(result.entries[0]!.suggestions).toEqual([`${P1}/services/containers.(*local).Create`, `${P1}/services/leases.(*local).Create`]);
     expect(result.notes.join('\n')).toMatch(/no CRI in this binary/);
   });
 
