@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
-.PHONY: deps build test test-unit lint format bench demo clean
+.PHONY: deps build test test-unit lint format bench demo demo-vm clean
 
 deps:
 	@scripts/bootstrap
@@ -27,6 +27,10 @@ bench: build
 
 demo: build
 	@scripts/demo
+
+# The same flow on a Debian VM (QEMU) where containerd is a systemd unit, like a minikube kvm2 node.
+demo-vm: build
+	@scripts/demo-vm
 
 clean:
 	rm -rf dist .out

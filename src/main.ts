@@ -3,9 +3,9 @@
  * The edge of the program: the only place that prints errors and calls process.exit.
  */
 import { CommanderError } from 'commander';
+import { takeExitCode } from './cli/run.js';
 import { buildProgram } from './cli.js';
 import { ExitCode, toCtrdbgError } from './errors.js';
-import { takeExitCode } from './cli/run.js';
 import { style } from './util/output.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -27,7 +27,8 @@ async function main(argv: string[]): Promise<number> {
     }
     const hint = failure.hint ? ` ${failure.hint}` : '';
     process.stderr.write(`${style.red('error:')} ${failure.message}${hint}\n`);
-    if (process.env.CTRDBG_DEBUG && failure.cause) process.stderr.write(`${String((failure.cause as Error).stack ?? failure.cause)}\n`);
+    if (process.env.CTRDBG_DEBUG && failure.cause)
+      process.stderr.write(`${String((failure.cause as Error).stack ?? failure.cause)}\n`);
     return failure.exitCode;
   }
 }

@@ -48,6 +48,9 @@ const (
 )
 
 func main() {
+	// When the SSH channel closes, stdout and stderr become broken pipes. A Go program that writes to fd 1 or 2
+	// then dies of SIGPIPE unless SIGPIPE is ignored — and a dead watchdog cannot detach dlv. Writes get EPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	if len(os.Args) < 2 {
 		usage()
 		os.Exit(exitUsage)
@@ -85,13 +88,27 @@ func emit(event string, fields map[string]interface{}) {
 	}
 	fields["event"] = event
 	line, _ := json.Marshal(fields)
+	logf("event %s", line)
 	stdoutMu.Lock()
 	defer stdoutMu.Unlock()
 	os.Stdout.Write(append(line, '\n'))
 }
 
+// logOut is stderr, plus the --log-file on the node when given: what the watchdog did must be readable after
+// the SSH channel that carried its stderr is gone.
+var logOut io.Writer = bestEffort{os.Stderr}
+
+// bestEffort never fails: once the SSH channel is gone, stderr is a broken pipe, and the agent must go on to
+// clean up rather than stop at its first log line.
+type bestEffort struct{ w io.Writer }
+
+func (b bestEffort) Write(p []byte) (int, error) {
+	b.w.Write(p)
+	return len(p), nil
+}
+
 func logf(format string, args ...interface{}) {
-	fmt.Fprintf(os.Stderr, "ctrdbg-agent: "+format+"\n", args...)
+	fmt.Fprintf(logOut, "%s ctrdbg-agent: "+format+"\n", append([]interface{}{time.Now().Format("15:04:05.000")}, args...)...)
 }
 
 // loopbackOnly accepts only 127.0.0.1:PORT: Delve must never listen on, or be reached from, another address.
@@ -130,6 +147,7 @@ func runDlv(args []string) int {
 	listen := fs.String("listen", "", "127.0.0.1:PORT for dlv's API server (port 0 = any free port)")
 	readyTimeout := fs.Duration("ready-timeout", 60*time.Second, "how long to wait for dlv to listen")
 	cleanupTimeout := fs.Duration("cleanup-timeout", 20*time.Second, "bound on clearing breakpoints and detaching")
+	logFile := fs.String("log-file", "", "also append this agent's and dlv's log (debugger layer) to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -154,8 +172,18 @@ func runDlv(args []string) int {
 		return exitFailure
 	}
 
-	dlvArgs := append([]string{"attach", strconv.Itoa(*pid), "--headless", "--listen", *listen,
-		"--api-version=2", "--accept-multiclient"}, rest[1:]...)
+	dlvArgs := []string{"attach", strconv.Itoa(*pid), "--headless", "--listen", *listen, "--api-version=2", "--accept-multiclient"}
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			logf("cannot open --log-file: %v", err)
+			return exitUsage
+		}
+		defer f.Close()
+		logOut = io.MultiWriter(f, bestEffort{os.Stderr})
+		dlvArgs = append(dlvArgs, "--log", "--log-output=debugger")
+	}
+	dlvArgs = append(dlvArgs, rest[1:]...)
 	cmd := exec.Command(rest[0], dlvArgs...)
 	// Own process group: a Ctrl-C delivered to the SSH session's group must reach the agent, which decides, not
 	// dlv. Pdeathsig: if the agent itself is killed, dlv gets SIGTERM and detaches instead of lingering.
@@ -185,7 +213,7 @@ func runDlv(args []string) int {
 		const marker = "API server listening at:"
 		for scanner.Scan() {
 			line := scanner.Text()
-			fmt.Fprintf(os.Stderr, "dlv: %s\n", line)
+			fmt.Fprintf(logOut, "dlv: %s\n", line)
 			if i := strings.Index(line, marker); i >= 0 {
 				select {
 				case ready <- strings.TrimSpace(line[i+len(marker):]):
@@ -314,6 +342,62 @@ func call(client *rpc.Client, method string, args interface{}, reply interface{}
 
 // cleanupOverRPC halts the target if it runs, clears ctrdbg's breakpoints (positive ids; Delve's internal
 // panic/throw breakpoints go away with the detach) and detaches without killing. Returns how many were cleared.
+// stopRunningTarget stops a target that a (now gone) client had resumed. Delve's halt is kill(pid, SIGTRAP) on
+// Linux, and if it reaches a target that has just stopped at a breakpoint by itself, the SIGTRAP stays pending
+// and later kills containerd. Under load the target stops at the next hit within milliseconds, so wait for that
+// first; only a target still running after a while (no hits coming) is halted, and that halt finds it running.
+func stopRunningTarget(client *rpc.Client, timeout time.Duration) error {
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		var st stateOut
+		if err := call(client, "State", map[string]interface{}{"NonBlocking": true}, &st, timeout); err != nil {
+			return err
+		}
+		if st.State == nil || !st.State.Running {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	var out commandOut
+	if err := call(client, "Command", map[string]interface{}{"name": "halt"}, &out, timeout); err != nil {
+		return fmt.Errorf("halt: %v", err)
+	}
+	return nil
+}
+
+// settleAndStop leaves the target stopped with no signal pending, so that a detach delivers nothing to it.
+// Two kinds of SIGTRAP can be pending after a stop: a "phantom" breakpoint hit (a thread executed an int3 just as
+// the target stopped; Delve rewinds its PC, but only while attached and resuming) and Delve's own halt, which on
+// Linux is kill(pid, SIGTRAP) and stays pending when it reaches a target that had already stopped. A detach with
+// either pending lets the kernel deliver SIGTRAP to containerd, which dies of it. So: resume with no breakpoints
+// left; a continue that returns by itself has just consumed a pending trap, so resume again; once the target has
+// been running for a while, nothing can stop it but our halt, and that halt finds it running.
+func settleAndStop(client *rpc.Client, timeout time.Duration) error {
+	for attempt := 0; attempt < 8; attempt++ {
+		var cont commandOut
+		running := client.Go("RPCServer.Command", map[string]interface{}{"name": "continue"}, &cont, make(chan *rpc.Call, 1))
+		select {
+		case <-running.Done:
+			if running.Error != nil {
+				return running.Error
+			}
+			continue // it stopped on its own: a pending trap was consumed
+		case <-time.After(200 * time.Millisecond):
+		}
+		var halted commandOut
+		if err := call(client, "Command", map[string]interface{}{"name": "halt"}, &halted, timeout); err != nil {
+			return fmt.Errorf("halt: %v", err)
+		}
+		select {
+		case <-running.Done:
+			return running.Error
+		case <-time.After(timeout):
+			return fmt.Errorf("continue did not return after halt within %s", timeout)
+		}
+	}
+	return fmt.Errorf("the target kept stopping on its own")
+}
+
 func cleanupOverRPC(address string, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	left := func() time.Duration {
@@ -335,9 +419,8 @@ func cleanupOverRPC(address string, timeout time.Duration) (int, error) {
 		return -1, err
 	}
 	if st.State != nil && st.State.Running {
-		var out commandOut
-		if err := call(client, "Command", map[string]interface{}{"name": "halt"}, &out, left()); err != nil {
-			return -1, fmt.Errorf("halt: %v", err)
+		if err := stopRunningTarget(client, left()); err != nil {
+			return -1, err
 		}
 	}
 	var list listBreakpointsOut
@@ -354,6 +437,9 @@ func cleanupOverRPC(address string, timeout time.Duration) (int, error) {
 			return cleared, fmt.Errorf("clear breakpoint %d: %v", bp.ID, err)
 		}
 		cleared++
+	}
+	if err := settleAndStop(client, left()); err != nil {
+		return cleared, fmt.Errorf("settle: %v", err)
 	}
 	var out map[string]interface{}
 	err = call(client, "Detach", map[string]interface{}{"Kill": false}, &out, left())

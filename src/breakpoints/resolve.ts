@@ -204,7 +204,9 @@ export async function resolveSet(locator: FunctionLocator, set: BreakpointSet): 
       }
       // Without CRI, same-named methods elsewhere (an OpenTelemetry `Start`) would only mislead; the nearest
       // names worth showing are containerd's own services, which the CRI plugin calls into.
-      resolved.suggestions = explained ? await suggestServices(locator, entry.candidates) : await suggest(locator, entry.candidates);
+      resolved.suggestions = explained
+        ? await suggestServices(locator, entry.candidates)
+        : await suggest(locator, entry.candidates);
     }
     entries.push(resolved);
   }
@@ -260,7 +262,9 @@ async function suggestServices(locator: FunctionLocator, candidates: readonly st
   const verbs = [...new Set(candidates.map((c) => verbOf(splitFunctionName(c).name)))].map(
     (v) => `[${v.charAt(0).toUpperCase()}${v.charAt(0).toLowerCase()}]${goRegexpQuote(v.slice(1))}`,
   );
-  const pool = await locator.listFunctions(`^github\\.com/containerd/containerd(/v2)?/(services|plugins/services)/[a-z]+\\.\\(\\*local\\)\\.(${verbs.join("|")})[A-Za-z0-9_]*$`);
+  const pool = await locator.listFunctions(
+    `^github\\.com/containerd/containerd(/v2)?/(services|plugins/services)/[a-z]+\\.\\(\\*local\\)\\.(${verbs.join('|')})[A-Za-z0-9_]*$`,
+  );
   // A service whose noun is in the wanted name comes first: CreateContainer → containers.(*local).Create.
   const nounBonus = (candidate: string, name: string) => {
     const noun = splitFunctionName(name).pkg.split('/').pop()?.replace(/s$/, '') ?? '';
@@ -268,7 +272,11 @@ async function suggestServices(locator: FunctionLocator, candidates: readonly st
   };
   const ranked = new Map<string, number>();
   for (const candidate of candidates) {
-    for (const name of pool) ranked.set(name, Math.max(ranked.get(name) ?? 0, similarity(candidate, name) + nounBonus(candidate, name)));
+    for (const name of pool)
+      ranked.set(
+        name,
+        Math.max(ranked.get(name) ?? 0, similarity(candidate, name) + nounBonus(candidate, name)),
+      );
   }
   return [...ranked.entries()]
     .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))

@@ -22,7 +22,9 @@ export function registerAttach(program: Command): void {
     program
       .command('attach')
       .argument('[target]', 'lab, minikube, ssh://…; default: the last one set up')
-      .description("attach dlv to the node's containerd, arm breakpoint sets, record every hit; always detaches safely"),
+      .description(
+        "attach dlv to the node's containerd, arm breakpoint sets, record every hit; always detaches safely",
+      ),
   )
     .option('--set <name>', 'breakpoint set to arm (repeatable): ctrdbg sets list', collect, [])
     .option('--sets-dir <dir>', 'also read breakpoint sets from this directory')
@@ -33,12 +35,18 @@ export function registerAttach(program: Command): void {
     .option('--duration <d>', 'stop after this long (e.g. 30s, 5m)', parseDuration)
     .option('--interactive', 'stop at the first hit and hand over to dlv connect / VS Code until Ctrl-C')
     .option('--port <port>', 'local port for --interactive (default: any free one)', Number)
+    .option(
+      '--vscode-dir <dir>',
+      'where --interactive writes .vscode/launch.json (default: the current directory)',
+    )
     .option('--no-redact', 'record credential-looking fields too (set-level redactions still apply)')
     .option('--json', 'print the summary as JSON (hit lines go to stderr)')
     .action(
       action(async (spec, opts) => {
         const { redact, ...rest } = opts as { redact?: boolean; set: string[] } & Record<string, unknown>;
-        const options = { ...rest, noRedact: redact === false } as Parameters<typeof import('../commands/attach.js').attachCommand>[1];
+        const options = { ...rest, noRedact: redact === false } as Parameters<
+          typeof import('../commands/attach.js').attachCommand
+        >[1];
         return (await import('../commands/attach.js')).attachCommand(spec, options);
       }),
     );
@@ -49,10 +57,14 @@ export function registerSetsCheck(sets: Command): void {
     sets
       .command('check')
       .argument('[target]', 'lab, minikube, ssh://…; default: the last one set up')
-      .description("resolve sets against the node's running containerd: functions, file:line, optimised?, nearest names"),
+      .description(
+        "resolve sets against the node's running containerd: functions, file:line, optimised?, nearest names",
+      ),
   )
     .option('--set <name>', 'only this set (repeatable)', collect, [])
     .option('--sets-dir <dir>', 'also read sets from this directory')
     .option('--json', 'machine-readable output')
-    .action(action(async (spec, opts) => (await import('../commands/attach.js')).setsCheckCommand(spec, opts)));
+    .action(
+      action(async (spec, opts) => (await import('../commands/attach.js')).setsCheckCommand(spec, opts)),
+    );
 }

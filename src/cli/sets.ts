@@ -6,7 +6,9 @@ import { registerSetsCheck } from './attach.js';
 import { action } from './run.js';
 
 export function registerSets(program: Command): void {
-  const sets = program.command('sets').description('breakpoint sets: list them, show one, check them against a node');
+  const sets = program
+    .command('sets')
+    .description('breakpoint sets: list them, show one, check them against a node');
   sets
     .command('list')
     .description('list the built-in and user breakpoint sets')

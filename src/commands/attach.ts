@@ -1,9 +1,10 @@
 /** `ctrdbg attach` and `ctrdbg sets check`: rendering around src/record/attachSession.ts. */
-import type { CommandOutput } from '../cli/run.js';
+
 import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
-import { probeNode } from '../deploy/probe.js';
+import type { CommandOutput } from '../cli/run.js';
 import { ensureAgent, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
+import { probeNode } from '../deploy/probe.js';
 import { nodeError } from '../errors.js';
 import { type AttachOptions, type AttachResult, attachSession } from '../record/attachSession.js';
 import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
@@ -26,16 +27,24 @@ function preview(v: RecordedValue | undefined, max = 60): string {
 export function hitLine(hit: HitRecord): string {
   const fn = hit.location.function.split('/').pop() ?? hit.location.function;
   const file = hit.location.file.split('/').pop();
-  const values = hit.expressions.map((e) => `${e.expr}=${e.error ? `<${e.error}>` : preview(e.value)}`).join('  ');
+  const values = hit.expressions
+    .map((e) => `${e.expr}=${e.error ? `<${e.error}>` : preview(e.value)}`)
+    .join('  ');
   return `#${hit.seq} +${(hit.t / 1000).toFixed(3)}s ${style.bold(hit.breakpoint.name)} g${hit.goroutine.id} ${fn} ${file}:${hit.location.line} ${style.dim(`(${hit.stoppedMs.toFixed(1)} ms)`)}  ${values}`;
 }
 
-export async function attachCommand(spec: string | undefined, options: AttachOptions & { json?: boolean }): Promise<CommandOutput<AttachResult>> {
+export async function attachCommand(
+  spec: string | undefined,
+  options: AttachOptions & { json?: boolean },
+): Promise<CommandOutput<AttachResult>> {
   const log = createLogger({ quiet: options.json });
   const print = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
   const result = await attachSession(spec, options, log, {
     onHit: (hit) => print(hitLine(hit)),
-    onArmed: ({ armed, haltWindowMs }) => log.step(`${armed} breakpoints armed; containerd was paused ${Math.round(haltWindowMs)} ms to arm them`),
+    onArmed: ({ armed, haltWindowMs }) =>
+      log.step(
+        `${armed} breakpoints armed; containerd was paused ${Math.round(haltWindowMs)} ms to arm them`,
+      ),
   });
   const rows = Object.entries(result.perBreakpoint).map(([name, n]) => [name, String(n)]);
   const ok = result.detached && result.containerd.serving && !result.containerd.traced;
@@ -55,13 +64,18 @@ export async function setsCheckCommand(
 ): Promise<CommandOutput<SetsCheck & { target: string }>> {
   const log = createLogger({ quiet: options.json });
   const all = loadBreakpointSets(options.setsDir ? { setsDir: options.setsDir } : {});
-  const sets = options.set?.length ? options.set.map((n) => findBreakpointSet(all, n)) : all.filter((s) => s.process === 'containerd');
+  const sets = options.set?.length
+    ? options.set.map((n) => findBreakpointSet(all, n))
+    : all.filter((s) => s.process === 'containerd');
   const target = await resolveTarget(spec, options);
   const host = await connectHost(target.endpoint);
   try {
     await host.checkSudo();
     const probe = await probeNode(host, target);
-    if (probe.tracerPid) throw nodeError(`containerd is traced by pid ${probe.tracerPid} already.`, { hint: 'Quit that debugger first.' });
+    if (probe.tracerPid)
+      throw nodeError(`containerd is traced by pid ${probe.tracerPid} already.`, {
+        hint: 'Quit that debugger first.',
+      });
     const dbg = await startNodeDebugger(host, {
       pid: probe.pid,
       agentPath: await ensureAgent(host, target, probe.goArch, log),
@@ -82,12 +96,19 @@ export async function setsCheckCommand(
       const rows: string[][] = [];
       for (const e of set.entries) {
         if (e.locations.length === 0) {
-          rows.push([`  ${mark.bad()} ${e.entry}`, `not found${e.suggestions.length ? `; nearest: ${e.suggestions.slice(0, 3).join(', ')}` : ''}`]);
+          rows.push([
+            `  ${mark.bad()} ${e.entry}`,
+            `not found${e.suggestions.length ? `; nearest: ${e.suggestions.slice(0, 3).join(', ')}` : ''}`,
+          ]);
         }
         for (const l of e.locations) {
-          rows.push([`  ${mark.ok()} ${e.entry}`, `${l.function}  ${l.file}:${l.line}${l.optimized ? style.yellow('  (optimised)') : ''}`]);
+          rows.push([
+            `  ${mark.ok()} ${e.entry}`,
+            `${l.function}  ${l.file}:${l.line}${l.optimized ? style.yellow('  (optimised)') : ''}`,
+          ]);
         }
-        for (const err of e.errors) rows.push([`  ${mark.bad()} ${e.entry}`, `${err.candidate}: ${err.message}`]);
+        for (const err of e.errors)
+          rows.push([`  ${mark.bad()} ${e.entry}`, `${err.candidate}: ${err.message}`]);
       }
       lines.push(formatTable(rows));
     }

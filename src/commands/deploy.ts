@@ -1,20 +1,25 @@
 /** `ctrdbg setup`, `restore` and `doctor`: rendering and exit codes around src/deploy/. */
 import type { CommandOutput } from '../cli/run.js';
-import { restoreOriginal, type RestoreResult } from '../deploy/binarySwap.js';
+import { type RestoreResult, restoreOriginal } from '../deploy/binarySwap.js';
 import { type DoctorOptions, type DoctorResult, doctor } from '../deploy/doctor.js';
 import { type SetupOptions, type SetupResult, setupNode } from '../deploy/setupNode.js';
 import { ExitCode } from '../errors.js';
-import { connectHost } from '../target/sshHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
+import { connectHost } from '../target/sshHost.js';
 import { createLogger, formatBytes, formatTable, mark, style } from '../util/output.js';
 
-export async function setupCommand(spec: string | undefined, options: SetupOptions & { json?: boolean }): Promise<CommandOutput<SetupResult>> {
+export async function setupCommand(
+  spec: string | undefined,
+  options: SetupOptions & { json?: boolean },
+): Promise<CommandOutput<SetupResult>> {
   const log = createLogger({ quiet: options.json });
   const result = await setupNode(spec, options, log);
   const lines = [
     `${mark.ok()} ${style.bold(result.target)} runs the debug containerd (pid ${result.node.pidAfter}, ${result.binary.version})`,
     '',
-    ...(result.changed.length ? result.changed.map((c) => `  • ${c}`) : ['  nothing changed: the node already had this build']),
+    ...(result.changed.length
+      ? result.changed.map((c) => `  • ${c}`)
+      : ['  nothing changed: the node already had this build']),
     '',
     `  source: ${result.source.map((s) => `${s.remoteRoot} (${s.files} files, ${s.sent} sent, ${formatBytes(s.wireBytes)} on the wire)`).join('; ') || 'not synced'}`,
     `  dlv:    ${result.dlv.path} (Delve ${result.dlv.version})`,
@@ -46,14 +51,30 @@ export async function restoreCommand(
   }
 }
 
-export async function doctorCommand(spec: string | undefined, options: DoctorOptions & { json?: boolean }): Promise<CommandOutput<DoctorResult>> {
+export async function doctorCommand(
+  spec: string | undefined,
+  options: DoctorOptions & { json?: boolean },
+): Promise<CommandOutput<DoctorResult>> {
   const result = await doctor(spec, options);
   const symbol = (s: string) => (s === 'ok' ? mark.ok() : s === 'warn' ? mark.warn() : mark.bad());
-  const rows = result.checks.map((c) => [symbol(c.status), c.title, c.detail + (c.hint && c.status !== 'ok' ? `\n${' '.repeat(4)}${style.dim(`→ ${c.hint}`)}` : '')]);
+  const rows = result.checks.map((c) => [
+    symbol(c.status),
+    c.title,
+    c.detail + (c.hint && c.status !== 'ok' ? `\n${' '.repeat(4)}${style.dim(`→ ${c.hint}`)}` : ''),
+  ]);
   const na = result.notApplicable.map((n) => `  – ${n.title}: not applicable (${n.why})`);
-  const text = [`doctor ${style.bold(result.target)}`, '', formatTable(rows), ...(na.length ? ['', ...na] : [])].join('\n');
+  const text = [
+    `doctor ${style.bold(result.target)}`,
+    '',
+    formatTable(rows),
+    ...(na.length ? ['', ...na] : []),
+  ].join('\n');
   // The first failure decides the exit code: unreachable (7), no sudo (10), … else "node" (11).
   const firstFailure = result.checks.find((c) => c.status === 'fail');
   const kind = firstFailure?.errorKind as keyof typeof ExitCode | undefined;
-  return { data: result, text, exitCode: result.ok ? 0 : kind && kind in ExitCode ? ExitCode[kind] : ExitCode.node };
+  return {
+    data: result,
+    text,
+    exitCode: result.ok ? 0 : kind && kind in ExitCode ? ExitCode[kind] : ExitCode.node,
+  };
 }

@@ -1,51 +1,100 @@
 /** `ctrdbg lab up | down | status`: the local disposable node. */
 import type { CommandOutput } from '../cli/run.js';
-import { type LabDownResult, type LabStatus, type LabUpResult, labDown, labStatus, labUp } from '../lab/lab.js';
+import {
+  type LabDownResult,
+  type LabStatus,
+  type LabUpResult,
+  labDown,
+  labStatus,
+  labUp,
+} from '../lab/lab.js';
 import { createLogger, formatTable, mark, style } from '../util/output.js';
 
 export interface LabOptions {
-  name: string;
+  /** Left out: 'vm' with --vm, else 'default'. */
+  name?: string;
   json?: boolean;
   purge?: boolean;
+  /** VM lab (src/lab/vm.ts): up --vm boots one; status/down find a VM lab by its name too. */
+  vm?: boolean;
+  rebuild?: boolean;
+  reset?: boolean;
+}
+
+// --- VM lab dispatch: a lab directory holding vm.json is a VM lab (commands/labVm.ts). ---
+const labName = (o: LabOptions) => o.name ?? (o.vm ? 'vm' : 'default');
+async function vmCommands(o: LabOptions) {
+  const { isVmLab } = await import('../lab/vm.js');
+  return o.vm || (await isVmLab(labName(o))) ? import('./labVm.js') : undefined;
 }
 
 export async function labUpCommand(options: LabOptions): Promise<CommandOutput<LabUpResult>> {
+  if (options.vm) return (await import('./labVm.js')).vmUpCommand({ ...options, name: labName(options) });
   const log = createLogger({ quiet: options.json });
-  const result = await labUp(options.name, log);
+  const result = await labUp(labName(options), log);
   const verb = result.created ? 'is up' : 'was already up';
   return { data: result, text: `lab '${result.name}' ${verb}\n\n${renderStatus(result.status)}` };
 }
 
 export async function labStatusCommand(options: LabOptions): Promise<CommandOutput<LabStatus>> {
-  const status = await labStatus(options.name);
+  const vm = await vmCommands(options);
+  if (vm) return vm.vmStatusCommand({ ...options, name: labName(options) });
+  const status = await labStatus(labName(options));
   return { data: status, text: renderStatus(status), exitCode: status.up ? 0 : 11 };
 }
 
-export async function labDownCommand(options: LabOptions): Promise<CommandOutput<LabDownResult>> {
+export async function labDownCommand(
+  options: LabOptions,
+): Promise<CommandOutput<LabDownResult | import('../lab/vm.js').VmDownResult>> {
+  const vm = await vmCommands(options);
+  if (vm) return vm.vmDownCommand({ ...options, name: labName(options) });
   const log = createLogger({ quiet: options.json });
-  const result = await labDown(options.name, { purge: options.purge }, log);
-  const what = result.stopped.length ? `stopped ${result.stopped.map((s) => `${s.what} (${s.pid})`).join(', ')}` : 'nothing was running';
-  return { data: result, text: `lab '${result.name}' is down: ${what}${result.removed ? '; its directory was removed' : ''}` };
+  const result = await labDown(labName(options), { purge: options.purge }, log);
+  const what = result.stopped.length
+    ? `stopped ${result.stopped.map((s) => `${s.what} (${s.pid})`).join(', ')}`
+    : 'nothing was running';
+  return {
+    data: result,
+    text: `lab '${result.name}' is down: ${what}${result.removed ? '; its directory was removed' : ''}`,
+  };
 }
 
 export function renderStatus(s: LabStatus): string {
   const yes = (ok: boolean | undefined, text: string) => `${ok ? mark.ok() : mark.bad()} ${text}`;
   const c = s.containerd;
   const debuggable =
-    c.debuggable === undefined ? '-' : c.debuggable ? yes(true, 'debuggable') : yes(false, `not debuggable (${(c.debugProblems ?? []).join('; ')})`);
+    c.debuggable === undefined
+      ? '-'
+      : c.debuggable
+        ? yes(true, 'debuggable')
+        : yes(false, `not debuggable (${(c.debugProblems ?? []).join('; ')})`);
   const rows = [
     ['target', style.bold(s.target)],
-    ['ssh', yes(s.ssh.reachable, `${s.ssh.user}@${s.ssh.host}:${s.ssh.port}${s.ssh.banner ? `  (${s.ssh.banner})` : ''}`)],
+    [
+      'ssh',
+      yes(
+        s.ssh.reachable,
+        `${s.ssh.user}@${s.ssh.host}:${s.ssh.port}${s.ssh.banner ? `  (${s.ssh.banner})` : ''}`,
+      ),
+    ],
     ['key', s.ssh.keyPath],
     ['known_hosts', s.ssh.knownHostsPath],
-    ['containerd', yes(c.running && c.serving, c.running ? `pid ${c.pid}${c.serving ? ', serving' : ', not answering'}${c.traced ? ', traced' : ''}` : 'not running')],
+    [
+      'containerd',
+      yes(
+        c.running && c.serving,
+        c.running
+          ? `pid ${c.pid}${c.serving ? ', serving' : ', not answering'}${c.traced ? ', traced' : ''}`
+          : 'not running',
+      ),
+    ],
     ['version', c.version ?? '-'],
     ['binary', `${c.binary}${c.isStock === undefined ? '' : c.isStock ? ' (stock)' : ' (replaced)'}`],
     ['sha256', c.sha256 ?? '-'],
     ['debug info', debuggable],
     ['socket', c.socket],
     ['source tree', s.tree],
-    ['image', `${s.image}  (ctr -a ${c.socket} run --rm ${s.image} demo /hello hi)`],
+    ...(s.image ? [['image', `${s.image}  (ctr -a ${c.socket} run --rm ${s.image} demo /hello hi)`]] : []),
   ];
   return formatTable(rows);
 }

@@ -44,7 +44,13 @@ export async function waitServing(host: RemoteHost, target: Target, timeoutMs = 
 }
 
 /** Records the original binary and backs it up, once. */
-export async function ensureBackup(host: RemoteHost, target: Target, probe: NodeProbe, state: NodeState, log: Logger): Promise<boolean> {
+export async function ensureBackup(
+  host: RemoteHost,
+  target: Target,
+  probe: NodeProbe,
+  state: NodeState,
+  log: Logger,
+): Promise<boolean> {
   const backup = backupPath(target);
   if (state.original && (await remoteSha256(host, backup)) === state.original.sha256) return false;
   // Without a record, the binary on disk now is the node's own (ctrdbg never installed anything yet).
@@ -53,7 +59,7 @@ export async function ensureBackup(host: RemoteHost, target: Target, probe: Node
   if (!sha) throw nodeError(`Cannot read ${path} on the node to back it up.`);
   if (state.installed && sha === state.installed.sha256 && !state.original) {
     throw nodeError('The node runs a ctrdbg build but its original binary was never backed up.', {
-      hint: 'Reinstall the node\'s containerd package, then run setup again.',
+      hint: "Reinstall the node's containerd package, then run setup again.",
     });
   }
   log.step(`backing up the original ${path} → ${backup}`);
@@ -61,7 +67,8 @@ export async function ensureBackup(host: RemoteHost, target: Target, probe: Node
     `mkdir -p ${shellQuote(dirname(backup))} && cp -p ${shellQuote(path)} ${shellQuote(`${backup}.tmp`)} && mv -f ${shellQuote(`${backup}.tmp`)} ${shellQuote(backup)}`,
     { sudo: true },
   );
-  if ((await remoteSha256(host, backup)) !== sha) throw nodeError(`The backup at ${backup} does not match ${path}.`);
+  if ((await remoteSha256(host, backup)) !== sha)
+    throw nodeError(`The backup at ${backup} does not match ${path}.`);
   state.original = { path, sha256: sha, version: probe.version, backup, savedAt: new Date().toISOString() };
   await writeNodeState(host, target, state);
   return true;
@@ -76,7 +83,12 @@ export interface InstallOptions {
   onProgress?: (sent: number, total: number) => void;
 }
 
-export async function installBinary(host: RemoteHost, target: Target, options: InstallOptions, log: Logger): Promise<SwapResult> {
+export async function installBinary(
+  host: RemoteHost,
+  target: Target,
+  options: InstallOptions,
+  log: Logger,
+): Promise<SwapResult> {
   const service = serviceControl(host, target.service);
   const probe = await probeNode(host, target);
   const state = await readNodeState(host, target);
@@ -87,7 +99,15 @@ export async function installBinary(host: RemoteHost, target: Target, options: I
   if (levelChange.changed) log.step(`log level ${options.logLevel ?? 'default'} (${levelChange.path})`);
   const onDisk = await remoteSha256(host, path);
   if (onDisk === options.sha256 && probe.runningSha256 === options.sha256 && !levelChange.changed) {
-    return { pidBefore: probe.pid, pidAfter: probe.pid, binary: path, sha256: options.sha256, backedUp, restarted: false, unchanged: true };
+    return {
+      pidBefore: probe.pid,
+      pidAfter: probe.pid,
+      binary: path,
+      sha256: options.sha256,
+      backedUp,
+      restarted: false,
+      unchanged: true,
+    };
   }
 
   if (onDisk !== options.sha256) {
@@ -109,9 +129,12 @@ export async function installBinary(host: RemoteHost, target: Target, options: I
     log.warn(`the new containerd did not come up (${failure.message}); putting the original back`);
     await rollback(host, target, state, log);
     const tail = await service.recentLog(6).catch(() => '');
-    throw nodeError(`The debug containerd did not come up on ${target.endpoint.label}: ${failure.message}. The original binary was put back and is running again.`, {
-      hint: `Check the build matches the node (arch, version, config).${tail ? ` containerd's log ends with: ${tail.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
-    });
+    throw nodeError(
+      `The debug containerd did not come up on ${target.endpoint.label}: ${failure.message}. The original binary was put back and is running again.`,
+      {
+        hint: `Check the build matches the node (arch, version, config).${tail ? ` containerd's log ends with: ${tail.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+      },
+    );
   }
   delete state.pending;
   state.installed = {
@@ -123,7 +146,15 @@ export async function installBinary(host: RemoteHost, target: Target, options: I
   if (options.logLevel) state.logLevel = { path: levelChange.path, level: options.logLevel };
   else delete state.logLevel;
   await writeNodeState(host, target, state);
-  return { pidBefore: probe.pid, pidAfter: failure, binary: path, sha256: options.sha256, backedUp, restarted: true, unchanged: false };
+  return {
+    pidBefore: probe.pid,
+    pidAfter: failure,
+    binary: path,
+    sha256: options.sha256,
+    backedUp,
+    restarted: true,
+    unchanged: false,
+  };
 }
 
 /** Restarts and returns the new main PID once its image has the expected sha256 and the socket answers. */
@@ -134,7 +165,8 @@ export async function restartAndVerify(host: RemoteHost, target: Target, sha256:
   const pid = await service.mainPid();
   if (!pid) throw new Error('the service reports no main PID');
   const running = await remoteSha256(host, `/proc/${pid}/exe`);
-  if (running !== sha256) throw new Error(`PID ${pid} runs a binary with sha256 ${running ?? 'unknown'}, not ${sha256}`);
+  if (running !== sha256)
+    throw new Error(`PID ${pid} runs a binary with sha256 ${running ?? 'unknown'}, not ${sha256}`);
   return pid;
 }
 
@@ -149,7 +181,9 @@ async function rollback(host: RemoteHost, target: Target, state: NodeState, log:
     await restartAndVerify(host, target, original.sha256);
   } catch (error) {
     // Last resort: make sure *something* runs.
-    await serviceControl(host, target.service).start().catch(() => {});
+    await serviceControl(host, target.service)
+      .start()
+      .catch(() => {});
     throw nodeError(`Rolling back to the original containerd failed too: ${(error as Error).message}`, {
       hint: `Log in to the node and check ${target.service.kind === 'systemd' ? `systemctl status ${target.service.unit}` : 'the lab service'}.`,
     });
@@ -170,7 +204,12 @@ export interface RestoreResult {
 }
 
 /** Puts the original binary back (byte-identical, checked), undoes the log level, restarts, verifies. */
-export async function restoreOriginal(host: RemoteHost, target: Target, options: { purge?: boolean }, log: Logger): Promise<RestoreResult> {
+export async function restoreOriginal(
+  host: RemoteHost,
+  target: Target,
+  options: { purge?: boolean },
+  log: Logger,
+): Promise<RestoreResult> {
   const state = await readNodeState(host, target);
   const service = serviceControl(host, target.service);
   const purged: string[] = [];
@@ -182,9 +221,12 @@ export async function restoreOriginal(host: RemoteHost, target: Target, options:
   const original = state.original;
   const backupSha = await remoteSha256(host, original.backup);
   if (backupSha !== original.sha256) {
-    throw nodeError(`The backup ${original.backup} is missing or damaged (sha256 ${backupSha ?? 'unreadable'}, expected ${original.sha256}).`, {
-      hint: "Reinstall the node's containerd package to get the original back.",
-    });
+    throw nodeError(
+      `The backup ${original.backup} is missing or damaged (sha256 ${backupSha ?? 'unreadable'}, expected ${original.sha256}).`,
+      {
+        hint: "Reinstall the node's containerd package to get the original back.",
+      },
+    );
   }
   const onDisk = await remoteSha256(host, original.path);
   if (onDisk !== original.sha256) {
@@ -221,5 +263,12 @@ export async function restoreOriginal(host: RemoteHost, target: Target, options:
     delete state.agent;
   }
   await writeNodeState(host, target, state);
-  return { restored: onDisk !== original.sha256, path: original.path, sha256: original.sha256, pid, logLevelRemoved: level.changed, purged };
+  return {
+    restored: onDisk !== original.sha256,
+    path: original.path,
+    sha256: original.sha256,
+    pid,
+    logLevelRemoved: level.changed,
+    purged,
+  };
 }

@@ -7,9 +7,8 @@ import { delveSupport, inspectBinary, parseDelveVersion } from '../build/debugIn
 import { isCtrdbgError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
-import { connectHost } from '../target/sshHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import type { Target } from '../target/target.js';
+import { connectHost } from '../target/sshHost.js';
 import { waitServing } from './binarySwap.js';
 import { readNodeState } from './nodeState.js';
 import { fetchRunningBinary, type NodeProbe, probeNode, semverOf } from './probe.js';
@@ -51,7 +50,12 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
   let host: RemoteHost;
   try {
     host = await connectHost(target.endpoint);
-    add({ id: 'reachable', title: 'node reachable over SSH', status: 'ok', detail: `${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port}, host key pinned` });
+    add({
+      id: 'reachable',
+      title: 'node reachable over SSH',
+      status: 'ok',
+      detail: `${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port}, host key pinned`,
+    });
   } catch (error) {
     add(failed('reachable', 'node reachable over SSH', error));
     return { target: target.spec, ok: false, checks, notApplicable };
@@ -59,7 +63,12 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
   try {
     try {
       await host.checkSudo();
-      add({ id: 'sudo', title: 'passwordless sudo', status: 'ok', detail: `sudo -n works for ${target.endpoint.user}` });
+      add({
+        id: 'sudo',
+        title: 'passwordless sudo',
+        status: 'ok',
+        detail: `sudo -n works for ${target.endpoint.user}`,
+      });
     } catch (error) {
       add(failed('sudo', 'passwordless sudo', error));
       return { target: target.spec, ok: false, checks, notApplicable };
@@ -84,8 +93,17 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
       id: 'service',
       title: 'containerd service active',
       status: active && probe?.pid ? 'ok' : 'fail',
-      detail: active ? `${service.description}, main pid ${probe?.pid}` : `${service.description} is not active`,
-      ...(active ? {} : { hint: target.service.kind === 'systemd' ? `sudo systemctl start ${target.service.unit}` : 'ctrdbg lab up' }),
+      detail: active
+        ? `${service.description}, main pid ${probe?.pid}`
+        : `${service.description} is not active`,
+      ...(active
+        ? {}
+        : {
+            hint:
+              target.service.kind === 'systemd'
+                ? `sudo systemctl start ${target.service.unit}`
+                : 'ctrdbg lab up',
+          }),
     });
     const serving = active ? await waitServing(host, target, 5_000) : false;
     add({
@@ -93,7 +111,11 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
       title: 'containerd socket answers',
       status: serving ? 'ok' : 'fail',
       detail: `${target.node.socket}${serving ? '' : ' does not answer'}`,
-      ...(serving ? {} : { hint: `Look at containerd's log: ${target.service.kind === 'systemd' ? `journalctl -u ${target.service.unit}` : 'the lab log'}.` }),
+      ...(serving
+        ? {}
+        : {
+            hint: `Look at containerd's log: ${target.service.kind === 'systemd' ? `journalctl -u ${target.service.unit}` : 'the lab log'}.`,
+          }),
     });
 
     const state = await readNodeState(host, target);
@@ -118,7 +140,8 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
     }
 
     const nodeVersion = probe?.version ?? '';
-    const builtFrom = (state.installed?.manifest as { containerd?: { version?: string | null } } | undefined)?.containerd?.version;
+    const builtFrom = (state.installed?.manifest as { containerd?: { version?: string | null } } | undefined)
+      ?.containerd?.version;
     const compareWith = options.src ? await treeVersion(options.src) : (builtFrom ?? undefined);
     if (compareWith) {
       const same = semverOf(nodeVersion) === semverOf(compareWith);
@@ -127,7 +150,9 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
         title: 'version matches the source',
         status: same ? 'ok' : 'fail',
         detail: `node ${semverOf(nodeVersion) ?? nodeVersion}, source ${semverOf(compareWith) ?? compareWith}`,
-        ...(same ? {} : { hint: `Check out v${semverOf(nodeVersion)} in the source tree and run ctrdbg setup again.` }),
+        ...(same
+          ? {}
+          : { hint: `Check out v${semverOf(nodeVersion)} in the source tree and run ctrdbg setup again.` }),
       });
     } else {
       add({
@@ -147,7 +172,9 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
       id: 'dlv',
       title: 'dlv on the node, supports the Go version',
       status: dlvVersion && support.supported !== false ? 'ok' : 'fail',
-      detail: dlvVersion ? `${dlvPath}: Delve ${dlvVersion} (Go ${support.supportedGo ?? '?'}), binary ${goVersion ?? '?'}` : `no dlv at ${dlvPath}`,
+      detail: dlvVersion
+        ? `${dlvPath}: Delve ${dlvVersion} (Go ${support.supportedGo ?? '?'}), binary ${goVersion ?? '?'}`
+        : `no dlv at ${dlvPath}`,
       ...(dlvVersion && support.supported !== false ? {} : { hint: `Run: ctrdbg setup ${target.spec}` }),
     });
 
@@ -162,7 +189,11 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
       detail: `ptrace_scope ${scope === 'none' ? 'n/a (no Yama)' : scope}, TracerPid ${traced}`,
       ...(ptraceOk
         ? {}
-        : { hint: traced ? `pid ${traced} traces containerd already: quit that debugger with 'exit -c'.` : 'Set kernel.yama.ptrace_scope to 1 (3 forbids ptrace until reboot).' }),
+        : {
+            hint: traced
+              ? `pid ${traced} traces containerd already: quit that debugger with 'exit -c'.`
+              : 'Set kernel.yama.ptrace_scope to 1 (3 forbids ptrace until reboot).',
+          }),
     });
 
     const df = await host.exec(`df -Pk ${shellQuote(target.node.containerdRoot)} | tail -n1`, { sudo: true });
@@ -172,11 +203,19 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
       title: "free space under containerd's root",
       status: freeKb * 1024 >= MIN_FREE_BYTES ? 'ok' : 'fail',
       detail: `${(freeKb / 1024 / 1024).toFixed(1)} GiB free at ${target.node.containerdRoot}`,
-      ...(freeKb * 1024 >= MIN_FREE_BYTES ? {} : { hint: 'Free some space: ctr images prune, or crictl rmi --prune.' }),
+      ...(freeKb * 1024 >= MIN_FREE_BYTES
+        ? {}
+        : { hint: 'Free some space: ctr images prune, or crictl rmi --prune.' }),
     });
 
-    const tools = await host.exec('for b in containerd-shim-runc-v2 runc; do command -v $b || echo "missing:$b"; done', { sudo: true });
-    const missing = tools.stdout.split('\n').filter((l) => l.startsWith('missing:')).map((l) => l.slice(8));
+    const tools = await host.exec(
+      'for b in containerd-shim-runc-v2 runc; do command -v $b || echo "missing:$b"; done',
+      { sudo: true },
+    );
+    const missing = tools.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('missing:'))
+      .map((l) => l.slice(8));
     add({
       id: 'shim',
       title: 'shim and runc present',
@@ -186,23 +225,45 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
     });
 
     if (target.kind === 'lab') {
-      notApplicable.push({ id: 'cri', title: 'CRI plugin loaded', why: "the lab's containerd is built from Debian's source, which has no CRI plugin" });
+      notApplicable.push({
+        id: 'cri',
+        title: 'CRI plugin loaded',
+        why: "the lab's containerd is built from Debian's source, which has no CRI plugin",
+      });
     } else {
-      const plugins = await host.exec(`ctr -a ${shellQuote(target.node.socket)} plugins ls 2>&1 | grep -E 'io.containerd.grpc.v1 +cri '`, { sudo: true });
+      const plugins = await host.exec(
+        `ctr -a ${shellQuote(target.node.socket)} plugins ls 2>&1 | grep -E 'io.containerd.grpc.v1 +cri '`,
+        { sudo: true },
+      );
       const ok = plugins.code === 0 && /\bok\b/.test(plugins.stdout);
       add({
         id: 'cri',
         title: 'CRI plugin loaded',
         status: ok ? 'ok' : 'fail',
-        detail: ok ? 'io.containerd.grpc.v1 cri: ok' : plugins.stdout.trim() || 'not listed by ctr plugins ls',
-        ...(ok ? {} : { hint: "Check the [plugins.\"io.containerd.grpc.v1.cri\"] section and disabled_plugins in containerd's config." }),
+        detail: ok
+          ? 'io.containerd.grpc.v1 cri: ok'
+          : plugins.stdout.trim() || 'not listed by ctr plugins ls',
+        ...(ok
+          ? {}
+          : {
+              hint: 'Check the [plugins."io.containerd.grpc.v1.cri"] section and disabled_plugins in containerd\'s config.',
+            }),
       });
     }
     if (target.minikube) {
       const ok = target.minikube.runtime === 'containerd';
-      add({ id: 'runtime', title: 'cluster runtime is containerd', status: ok ? 'ok' : 'fail', detail: `profile ${target.minikube.profile}: ${target.minikube.runtime}` });
+      add({
+        id: 'runtime',
+        title: 'cluster runtime is containerd',
+        status: ok ? 'ok' : 'fail',
+        detail: `profile ${target.minikube.profile}: ${target.minikube.runtime}`,
+      });
     } else {
-      notApplicable.push({ id: 'runtime', title: 'cluster runtime is containerd', why: 'not a minikube node' });
+      notApplicable.push({
+        id: 'runtime',
+        title: 'cluster runtime is containerd',
+        why: 'not a minikube node',
+      });
     }
 
     const level = await service.logLevel();
@@ -223,7 +284,14 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
 
 function failed(id: string, title: string, error: unknown): Check {
   if (isCtrdbgError(error)) {
-    return { id, title, status: 'fail', detail: error.message, errorKind: error.kind, ...(error.hint ? { hint: error.hint } : {}) };
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: error.message,
+      errorKind: error.kind,
+      ...(error.hint ? { hint: error.hint } : {}),
+    };
   }
   return { id, title, status: 'fail', detail: String((error as Error).message ?? error) };
 }
@@ -231,11 +299,19 @@ function failed(id: string, title: string, error: unknown): Check {
 async function debugAddress(host: RemoteHost, probe: NodeProbe | undefined): Promise<string | undefined> {
   if (!probe?.pid) return undefined;
   // The config the daemon was started with (--config/-c), else containerd's default path.
-  const argv = (await host.exec(`tr '\\0' '\\n' < /proc/${probe.pid}/cmdline`, { sudo: true })).stdout.split('\n');
+  const argv = (await host.exec(`tr '\\0' '\\n' < /proc/${probe.pid}/cmdline`, { sudo: true })).stdout.split(
+    '\n',
+  );
   const at = argv.findIndex((a) => a === '--config' || a === '-c');
   const inline = argv.find((a) => a.startsWith('--config='));
-  const config = inline?.slice('--config='.length) ?? (at >= 0 ? argv[at + 1] : undefined) ?? '/etc/containerd/config.toml';
-  const r = await host.exec(`awk '/^\\[debug\\]/{d=1;next} /^\\[/{d=0} d && $1=="address"{print $3}' ${shellQuote(config)} 2>/dev/null`, { sudo: true });
+  const config =
+    inline?.slice('--config='.length) ??
+    (at >= 0 ? argv[at + 1] : undefined) ??
+    '/etc/containerd/config.toml';
+  const r = await host.exec(
+    `awk '/^\\[debug\\]/{d=1;next} /^\\[/{d=0} d && $1=="address"{print $3}' ${shellQuote(config)} 2>/dev/null`,
+    { sudo: true },
+  );
   return r.stdout.trim().replace(/^"|"$/g, '') || undefined;
 }
 

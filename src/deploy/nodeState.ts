@@ -12,7 +12,12 @@ export interface NodeState {
   /** The binary the node had before ctrdbg touched it; backed up once and never overwritten. */
   original?: { path: string; sha256: string; version: string; backup: string; savedAt: string };
   /** The debug binary ctrdbg installed last. */
-  installed?: { sha256: string; version: string; installedAt: string; manifest?: Record<string, unknown> | null };
+  installed?: {
+    sha256: string;
+    version: string;
+    installedAt: string;
+    manifest?: Record<string, unknown> | null;
+  };
   /** Set while a binary swap is under way; a later setup/restore/doctor sees an interrupted one. */
   pending?: { step: string; sha256: string; startedAt: string };
   logLevel?: { path: string; level: string };

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { cacheDir } from '../config.js';
 import { nodeError } from '../errors.js';
-import { exists } from '../util/fsx.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
 import type { Target } from '../target/target.js';
+import { exists } from '../util/fsx.js';
 import { serviceControl } from './service.js';
 
 export interface NodeProbe {
@@ -50,8 +50,14 @@ export function semverOf(version: string): string | undefined {
   return m ? `${m[1]}.${m[2]}.${m[3]}` : undefined;
 }
 
-export async function probeNode(host: RemoteHost, target: Target, options: { requireRunning?: boolean } = {}): Promise<NodeProbe> {
-  const basics = await host.execChecked(`uname -m; uname -r; . /etc/os-release 2>/dev/null; echo "\${PRETTY_NAME:-unknown}"`);
+export async function probeNode(
+  host: RemoteHost,
+  target: Target,
+  options: { requireRunning?: boolean } = {},
+): Promise<NodeProbe> {
+  const basics = await host.execChecked(
+    `uname -m; uname -r; . /etc/os-release 2>/dev/null; echo "\${PRETTY_NAME:-unknown}"`,
+  );
   const [arch = '', kernel = '', os = ''] = basics.split('\n');
   const service = serviceControl(host, target.service);
   const pid = await service.mainPid();
@@ -70,9 +76,12 @@ export async function probeNode(host: RemoteHost, target: Target, options: { req
   if (!pid) {
     if (options.requireRunning === false) return probe;
     const log = await service.recentLog(5).catch(() => '');
-    throw nodeError(`containerd is not running on ${target.endpoint.label} (${service.description} reports no main PID).`, {
-      hint: `Start it first (${target.service.kind === 'systemd' ? `sudo systemctl start ${target.service.unit}` : 'ctrdbg lab up'}), then try again.${log ? ` Its log ends with: ${log.trim().split('\n').slice(-2).join(' | ')}` : ''}`,
-    });
+    throw nodeError(
+      `containerd is not running on ${target.endpoint.label} (${service.description} reports no main PID).`,
+      {
+        hint: `Start it first (${target.service.kind === 'systemd' ? `sudo systemctl start ${target.service.unit}` : 'ctrdbg lab up'}), then try again.${log ? ` Its log ends with: ${log.trim().split('\n').slice(-2).join(' | ')}` : ''}`,
+      },
+    );
   }
   const proc = `/proc/${pid}`;
   const facts = await host.execChecked(
@@ -111,4 +120,3 @@ export async function fetchRunningBinary(host: RemoteHost, probe: NodeProbe): Pr
   }
   return path;
 }
-

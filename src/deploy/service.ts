@@ -86,7 +86,10 @@ function systemdService(host: RemoteHost, unit: string): ServiceControl {
       return (await host.exec(shellJoin(['systemctl', 'is-active', '--quiet', unit]))).code === 0;
     },
     async restart() {
-      const r = await host.exec(shellJoin(['systemctl', 'restart', unit]), { sudo: true, timeoutMs: 120_000 });
+      const r = await host.exec(shellJoin(['systemctl', 'restart', unit]), {
+        sudo: true,
+        timeoutMs: 120_000,
+      });
       if (r.code !== 0) throw nodeError(`systemctl restart ${unit} failed: ${(r.stderr || r.stdout).trim()}`);
     },
     async start() {
@@ -101,7 +104,9 @@ function systemdService(host: RemoteHost, unit: string): ServiceControl {
         return { path: dropIn, changed: true };
       }
       // ExecStart must be cleared before it can be replaced; the binary path stays the unit's own.
-      const execStart = (await host.exec(shellJoin(['systemctl', 'show', '-p', 'ExecStart', '--value', unit]))).stdout;
+      const execStart = (
+        await host.exec(shellJoin(['systemctl', 'show', '-p', 'ExecStart', '--value', unit]))
+      ).stdout;
       const path = /path=([^ ;]+)/.exec(execStart)?.[1] ?? '/usr/bin/containerd';
       const argv = /argv\[\]=([^;]+)/.exec(execStart)?.[1]?.trim().split(/\s+/).slice(1) ?? [];
       const args = stripLogLevel(argv);
@@ -125,8 +130,11 @@ function systemdService(host: RemoteHost, unit: string): ServiceControl {
       return /--log-level (\S+)/.exec(current.stdout)?.[1];
     },
     async recentLog(lines = 10) {
-      return (await host.exec(shellJoin(['journalctl', '-u', unit, '-n', String(lines), '--no-pager']), { sudo: true }))
-        .stdout;
+      return (
+        await host.exec(shellJoin(['journalctl', '-u', unit, '-n', String(lines), '--no-pager']), {
+          sudo: true,
+        })
+      ).stdout;
     },
   };
 }

@@ -2,18 +2,30 @@
  * `ctrdbg setup`: build (or take) a debug containerd for the node's arch, check it matches the node, ship the
  * source tree to the same absolute path, put dlv on the node, swap the binary safely, restart, verify.
  */
-import { execa } from 'execa';
+
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { type BinaryReport, delveSupport, inspectBinary, localDelveVersion } from '../build/debugInfo.js';
-import { type BuildManifest, manifestPathFor, readManifest, runContainerdVersion } from '../build/manifest.js';
-import { buildContainerd, defaultOutDir } from '../commands/build.js';
 import { normalizeArch } from '../build/goBuild.js';
-import { environmentError, inputError, nodeError, notDebuggableError, versionMismatchError } from '../errors.js';
+import {
+  type BuildManifest,
+  manifestPathFor,
+  readManifest,
+  runContainerdVersion,
+} from '../build/manifest.js';
+import { buildContainerd, defaultOutDir } from '../commands/build.js';
+import {
+  environmentError,
+  inputError,
+  nodeError,
+  notDebuggableError,
+  versionMismatchError,
+} from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
-import { connectHost } from '../target/sshHost.js';
 import { rememberTarget, resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
+import { connectHost } from '../target/sshHost.js';
 import type { Target } from '../target/target.js';
 import { exists, sha256File } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
@@ -46,12 +58,20 @@ export interface SetupResult {
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'panic'];
 
-export async function setupNode(spec: string | undefined, options: SetupOptions, log: Logger): Promise<SetupResult> {
+export async function setupNode(
+  spec: string | undefined,
+  options: SetupOptions,
+  log: Logger,
+): Promise<SetupResult> {
   if (options.logLevel && !LOG_LEVELS.includes(options.logLevel)) {
-    throw inputError(`'${options.logLevel}' is not a containerd log level.`, { hint: `Use one of: ${LOG_LEVELS.join(', ')}.` });
+    throw inputError(`'${options.logLevel}' is not a containerd log level.`, {
+      hint: `Use one of: ${LOG_LEVELS.join(', ')}.`,
+    });
   }
   const target = await resolveTarget(spec, options);
-  log.step(`connecting to ${target.endpoint.label} (${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port})`);
+  log.step(
+    `connecting to ${target.endpoint.label} (${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port})`,
+  );
   const host = await connectHost(target.endpoint);
   try {
     await host.checkSudo();
@@ -68,19 +88,27 @@ export async function setupNode(spec: string | undefined, options: SetupOptions,
     const { binary, manifest, built } = await chooseBinary(target, probe, options, log);
     const report = await inspectBinary(binary, { expectedArch: probe.goArch });
     if (!report.debuggable) {
-      throw notDebuggableError(`${binary} cannot be debugged on ${target.endpoint.label}: ${report.problems.join('; ')}.`, {
-        hint: report.hint ?? 'Build it with `ctrdbg build`.',
-        details: { report },
-      });
+      throw notDebuggableError(
+        `${binary} cannot be debugged on ${target.endpoint.label}: ${report.problems.join('; ')}.`,
+        {
+          hint: report.hint ?? 'Build it with `ctrdbg build`.',
+          details: { report },
+        },
+      );
     }
-    const binaryVersion = manifest?.containerd.line ?? manifest?.containerd.version ?? (await runContainerdVersion(binary))?.line ?? '';
+    const binaryVersion =
+      manifest?.containerd.line ??
+      manifest?.containerd.version ??
+      (await runContainerdVersion(binary))?.line ??
+      '';
     checkVersions(nodeVersion, binaryVersion, options.allowVersionMismatch, log);
 
     const source: SyncResult[] = [];
     if (!options.noSource) {
       const roots = [...(manifest?.source.sourceRoots ?? [])];
       if (options.withGoroot) roots.push(await gorootSrc());
-      if (roots.length === 0) log.warn('no build manifest beside the binary: the source tree is not synced (Delve cannot `list`)');
+      if (roots.length === 0)
+        log.warn('no build manifest beside the binary: the source tree is not synced (Delve cannot `list`)');
       const recorded = [...(state.source?.roots ?? [])];
       for (const root of roots) {
         const existed = (await host.exec(`test -d ${shellQuote(root)}`, { sudo: true })).code === 0;
@@ -90,7 +118,9 @@ export async function setupNode(spec: string | undefined, options: SetupOptions,
             if (p.phase === 'sending') log.info(`  ${p.done}/${p.total} files, ${formatBytes(p.bytes)}`);
           }),
         });
-        log.step(`  ${result.files} files, ${result.sent} sent (${formatBytes(result.sentBytes)}), ${result.deleted} deleted`);
+        log.step(
+          `  ${result.files} files, ${result.sent} sent (${formatBytes(result.sentBytes)}), ${result.deleted} deleted`,
+        );
         source.push(result);
         if (!recorded.some((r) => r.path === root)) recorded.push({ path: root, created: !existed });
       }
@@ -130,13 +160,22 @@ export async function setupNode(spec: string | undefined, options: SetupOptions,
 
     const changed: string[] = [];
     if (swap.backedUp) changed.push(`backed up the original ${swap.binary}`);
-    if (!swap.unchanged) changed.push(`installed the debug build at ${swap.binary} (sha256 ${report.sha256.slice(0, 12)}…)`);
+    if (!swap.unchanged)
+      changed.push(`installed the debug build at ${swap.binary} (sha256 ${report.sha256.slice(0, 12)}…)`);
     if (swap.restarted) changed.push(`restarted containerd: pid ${swap.pidBefore} → ${swap.pidAfter}`);
-    for (const s of source) if (s.sent || s.deleted) changed.push(`source ${s.remoteRoot}: ${s.sent} files sent, ${s.deleted} deleted`);
+    for (const s of source)
+      if (s.sent || s.deleted)
+        changed.push(`source ${s.remoteRoot}: ${s.sent} files sent, ${s.deleted} deleted`);
     if (dlv.uploaded) changed.push(`installed dlv ${dlv.version} at ${dlv.path}`);
     return {
       target: target.spec,
-      node: { arch: probe.goArch, os: probe.os, versionBefore: probe.version, pidBefore: swap.pidBefore, pidAfter: swap.pidAfter },
+      node: {
+        arch: probe.goArch,
+        os: probe.os,
+        versionBefore: probe.version,
+        pidBefore: swap.pidBefore,
+        pidAfter: swap.pidAfter,
+      },
       binary: { local: binary, sha256: report.sha256, version: binaryVersion, built },
       swap,
       source,
@@ -162,16 +201,22 @@ async function chooseBinary(
   options: SetupOptions,
   log: Logger,
 ): Promise<{ binary: string; manifest: BuildManifest | undefined; built: boolean }> {
-  const manifestOf = async (bin: string) => ((await exists(manifestPathFor(bin))) ? readManifest(manifestPathFor(bin)) : undefined);
+  const manifestOf = async (bin: string) =>
+    (await exists(manifestPathFor(bin))) ? readManifest(manifestPathFor(bin)) : undefined;
   if (options.binary) {
-    if (!(await exists(options.binary))) throw inputError(`${options.binary} does not exist.`, { hint: 'Pass a containerd binary built with `ctrdbg build`.' });
+    if (!(await exists(options.binary)))
+      throw inputError(`${options.binary} does not exist.`, {
+        hint: 'Pass a containerd binary built with `ctrdbg build`.',
+      });
     return { binary: options.binary, manifest: await manifestOf(options.binary), built: false };
   }
   const arch = normalizeArch(probe.goArch);
   if (options.skipBuild) {
     const bin = join(defaultOutDir(arch), 'containerd');
     if (!(await exists(bin))) {
-      throw inputError(`--skip-build: there is no earlier build for ${arch} at ${bin}.`, { hint: 'Run setup once without --skip-build, or pass --binary.' });
+      throw inputError(`--skip-build: there is no earlier build for ${arch} at ${bin}.`, {
+        hint: 'Run setup once without --skip-build, or pass --binary.',
+      });
     }
     return { binary: bin, manifest: await manifestOf(bin), built: false };
   }
@@ -182,7 +227,12 @@ async function chooseBinary(
 }
 
 /** Compares major.minor.patch: kubelet and the node's config expect the version the node shipped. */
-export function checkVersions(nodeVersion: string, binaryVersion: string, allow: boolean | undefined, log: Logger): void {
+export function checkVersions(
+  nodeVersion: string,
+  binaryVersion: string,
+  allow: boolean | undefined,
+  log: Logger,
+): void {
   const a = semverOf(nodeVersion);
   const b = semverOf(binaryVersion);
   if (a && b && a === b) return;
@@ -201,7 +251,10 @@ async function gorootSrc(): Promise<string> {
     const { stdout } = await execa('go', ['env', 'GOROOT'], { timeout: 20_000 });
     return join(await realpath(stdout.trim()), 'src');
   } catch (cause) {
-    throw environmentError('--with-goroot needs the Go toolchain to find GOROOT.', { cause, hint: 'Install golang-go.' });
+    throw environmentError('--with-goroot needs the Go toolchain to find GOROOT.', {
+      cause,
+      hint: 'Install golang-go.',
+    });
   }
 }
 
@@ -214,20 +267,29 @@ async function installDelve(
   log: Logger,
 ): Promise<SetupResult['dlv']> {
   const version = await localDelveVersion();
-  if (!version) throw environmentError('dlv is not installed locally; ctrdbg ships it to the node.', { hint: 'Install it: apt-get install delve.' });
+  if (!version)
+    throw environmentError('dlv is not installed locally; ctrdbg ships it to the node.', {
+      hint: 'Install it: apt-get install delve.',
+    });
   const support = delveSupport(version, report.goVersion ?? undefined);
   if (support.supported === false) {
-    throw environmentError(`Delve ${version} supports Go ${support.supportedGo}, but the binary was built with ${report.goVersion}.`, {
-      hint: 'Install a Delve that supports that Go version, or build containerd with a Go that Delve supports.',
-    });
+    throw environmentError(
+      `Delve ${version} supports Go ${support.supportedGo}, but the binary was built with ${report.goVersion}.`,
+      {
+        hint: 'Install a Delve that supports that Go version, or build containerd with a Go that Delve supports.',
+      },
+    );
   }
   const local = await realpath((await execa('sh', ['-c', 'command -v dlv'])).stdout.trim());
   const path = `${binDir(target)}/dlv`;
   const localArch = normalizeArch(undefined);
   if (probe.goArch !== localArch) {
-    throw environmentError(`The node is ${probe.goArch} but the local dlv is ${localArch}; ctrdbg cannot ship a dlv for it.`, {
-      hint: `Install Delve for ${probe.goArch} on the node at ${path}.`,
-    });
+    throw environmentError(
+      `The node is ${probe.goArch} but the local dlv is ${localArch}; ctrdbg cannot ship a dlv for it.`,
+      {
+        hint: `Install Delve for ${probe.goArch} on the node at ${path}.`,
+      },
+    );
   }
   const sha = await sha256File(local);
   const uploaded = (await remoteSha256(host, path)) !== sha;

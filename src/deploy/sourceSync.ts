@@ -10,9 +10,9 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, type Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGzip, gunzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { inputError, nodeError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
@@ -34,7 +34,12 @@ export interface SyncOptions {
   excludeDirs?: string[];
   /** gzip the tar stream (less on the wire, more CPU on both ends). */
   compress?: boolean;
-  onProgress?: (p: { phase: 'listing' | 'sending' | 'deleting'; done: number; total: number; bytes: number }) => void;
+  onProgress?: (p: {
+    phase: 'listing' | 'sending' | 'deleting';
+    done: number;
+    total: number;
+    bytes: number;
+  }) => void;
 }
 
 export interface SyncResult {
@@ -51,11 +56,15 @@ export interface SyncResult {
 
 export const DEFAULT_EXCLUDES = ['.git', 'node_modules', '_output', '.cache'];
 
-export async function listLocalTree(root: string, excludeDirs: string[] = DEFAULT_EXCLUDES): Promise<Map<string, FileEntry>> {
+export async function listLocalTree(
+  root: string,
+  excludeDirs: string[] = DEFAULT_EXCLUDES,
+): Promise<Map<string, FileEntry>> {
   const files = new Map<string, FileEntry>();
   const skip = new Set(excludeDirs);
   const rootStat = await lstat(root).catch(() => undefined);
-  if (!rootStat?.isDirectory()) throw inputError(`${root} is not a directory.`, { hint: 'Pass the source tree with --src DIR.' });
+  if (!rootStat?.isDirectory())
+    throw inputError(`${root} is not a directory.`, { hint: 'Pass the source tree with --src DIR.' });
   async function walk(dir: string, rel: string): Promise<void> {
     const entries = await readdir(dir, { withFileTypes: true });
     for (const entry of entries) {
@@ -65,7 +74,12 @@ export async function listLocalTree(root: string, excludeDirs: string[] = DEFAUL
         if (!skip.has(entry.name)) await walk(abs, relPath);
       } else if (entry.isFile() || entry.isSymbolicLink()) {
         const st = await lstat(abs);
-        const file: FileEntry = { path: relPath, size: st.size, mtime: Math.floor(st.mtimeMs / 1000), mode: st.mode & 0o7777 };
+        const file: FileEntry = {
+          path: relPath,
+          size: st.size,
+          mtime: Math.floor(st.mtimeMs / 1000),
+          mode: st.mode & 0o7777,
+        };
         if (entry.isSymbolicLink()) file.link = await readlink(abs);
         files.set(relPath, file);
       }
@@ -90,7 +104,10 @@ export function parseRemoteListing(text: string): Map<string, FileEntry> {
 }
 
 /** What must travel and what must go, comparing like rsync's quick check. */
-export function planSync(local: Map<string, FileEntry>, remote: Map<string, FileEntry>): { send: FileEntry[]; remove: string[] } {
+export function planSync(
+  local: Map<string, FileEntry>,
+  remote: Map<string, FileEntry>,
+): { send: FileEntry[]; remove: string[] } {
   const send: FileEntry[] = [];
   for (const file of local.values()) {
     const there = remote.get(file.path);
@@ -105,13 +122,21 @@ export function planSync(local: Map<string, FileEntry>, remote: Map<string, File
 
 class Counter extends Transform {
   bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null, d?: Buffer) => void): void {
+  override _transform(
+    chunk: Buffer,
+    _enc: BufferEncoding,
+    done: (e?: Error | null, d?: Buffer) => void,
+  ): void {
     this.bytes += chunk.length;
     done(null, chunk);
   }
 }
 
-async function remoteListing(host: RemoteHost, remoteRoot: string, excludeDirs: string[]): Promise<{ files: Map<string, FileEntry>; wire: number }> {
+async function remoteListing(
+  host: RemoteHost,
+  remoteRoot: string,
+  excludeDirs: string[],
+): Promise<{ files: Map<string, FileEntry>; wire: number }> {
   const prune = excludeDirs.length
     ? `\\( ${excludeDirs.map((d) => `-name ${shellQuote(d)}`).join(' -o ')} \\) -type d -prune -o`
     : '';
@@ -120,19 +145,23 @@ async function remoteListing(host: RemoteHost, remoteRoot: string, excludeDirs: 
   if (r.code !== 0) throw nodeError(`Could not list ${remoteRoot} on the node: ${r.stderr.trim()}`);
   const wire = r.stdout.length + command.length;
   if (!r.stdout.trim()) return { files: new Map(), wire };
-  const gz = Buffer.from(r.stdout.trim(), 'base64');
-  const chunks: Buffer[] = [];
-  await pipeline(PassThrough.from([gz]) as unknown as Readable, createGunzip(), async function* (source) {
-    for await (const c of source) chunks.push(c as Buffer);
-  });
-  return { files: parseRemoteListing(Buffer.concat(chunks).toString('utf8')), wire };
+  const listing = gunzipSync(Buffer.from(r.stdout.trim(), 'base64')).toString('utf8');
+  return { files: parseRemoteListing(listing), wire };
 }
 
-export async function syncTree(host: RemoteHost, localRoot: string, remoteRoot: string, options: SyncOptions = {}): Promise<SyncResult> {
+export async function syncTree(
+  host: RemoteHost,
+  localRoot: string,
+  remoteRoot: string,
+  options: SyncOptions = {},
+): Promise<SyncResult> {
   const started = Date.now();
   const excludeDirs = options.excludeDirs ?? DEFAULT_EXCLUDES;
   options.onProgress?.({ phase: 'listing', done: 0, total: 0, bytes: 0 });
-  const [local, remote] = await Promise.all([listLocalTree(localRoot, excludeDirs), remoteListing(host, remoteRoot, excludeDirs)]);
+  const [local, remote] = await Promise.all([
+    listLocalTree(localRoot, excludeDirs),
+    remoteListing(host, remoteRoot, excludeDirs),
+  ]);
   const plan = planSync(local, remote.files);
   let wireBytes = remote.wire;
   let sentBytes = 0;
@@ -144,7 +173,13 @@ export async function syncTree(host: RemoteHost, localRoot: string, remoteRoot: 
     const feed = (async () => {
       let done = 0;
       for (const file of plan.send) {
-        const header = { name: file.path, mode: file.mode, mtime: new Date(file.mtime * 1000), uid: 0, gid: 0 };
+        const header = {
+          name: file.path,
+          mode: file.mode,
+          mtime: new Date(file.mtime * 1000),
+          uid: 0,
+          gid: 0,
+        };
         if (file.link !== undefined) {
           tar.entry({ ...header, type: 'symlink', linkname: file.link });
         } else {
@@ -157,10 +192,16 @@ export async function syncTree(host: RemoteHost, localRoot: string, remoteRoot: 
       }
       tar.finalize();
     })();
-    const body: Readable = options.compress ? tar.pipe(createGzip({ level: 1 })).pipe(counter) : tar.pipe(counter);
+    const body: Readable = options.compress
+      ? tar.pipe(createGzip({ level: 1 })).pipe(counter)
+      : tar.pipe(counter);
     const untar = `mkdir -p ${shellQuote(remoteRoot)} && tar -x${options.compress ? 'z' : ''} --no-same-owner -f - -C ${shellQuote(remoteRoot)}`;
-    const [result] = await Promise.all([host.pipeTo(untar, body, { sudo: true, timeoutMs: 1_800_000 }), feed]);
-    if (result.code !== 0) throw nodeError(`Unpacking the source tree on the node failed: ${result.stderr.trim()}`);
+    const [result] = await Promise.all([
+      host.pipeTo(untar, body, { sudo: true, timeoutMs: 1_800_000 }),
+      feed,
+    ]);
+    if (result.code !== 0)
+      throw nodeError(`Unpacking the source tree on the node failed: ${result.stderr.trim()}`);
     wireBytes += counter.bytes + untar.length;
     void total;
   }

@@ -150,14 +150,26 @@ async function ensureKeys(paths: LabPaths): Promise<void> {
 
 async function ensureNode(paths: LabPaths, log: Logger): Promise<void> {
   const n = paths.node;
-  for (const d of ['usr/bin', 'usr/local/sbin', 'etc/containerd', 'etc/ctrdbg-lab', 'run/containerd', 'var/log', 'var/lib/containerd', 'opt/ctrdbg']) {
+  for (const d of [
+    'usr/bin',
+    'usr/local/sbin',
+    'etc/containerd',
+    'etc/ctrdbg-lab',
+    'run/containerd',
+    'var/log',
+    'var/lib/containerd',
+    'opt/ctrdbg',
+  ]) {
     await mkdir(join(n.root, d), { recursive: true, mode: 0o755 });
   }
   if (!(await exists(n.binary))) {
     if (!(await exists(STOCK_CONTAINERD))) {
-      throw environmentError(`${STOCK_CONTAINERD} is missing: the lab runs Debian's stock containerd as the node's original.`, {
-        hint: "Install it (apt-get install containerd), or run 'make deps'.",
-      });
+      throw environmentError(
+        `${STOCK_CONTAINERD} is missing: the lab runs Debian's stock containerd as the node's original.`,
+        {
+          hint: "Install it (apt-get install containerd), or run 'make deps'.",
+        },
+      );
     }
     log.step(`installing the node's containerd (Debian's ${STOCK_CONTAINERD})`);
     await copyFile(STOCK_CONTAINERD, n.binary);
@@ -229,7 +241,11 @@ async function startSshd(paths: LabPaths, log: Logger): Promise<number> {
       () => environmentError(`sshd did not answer on 127.0.0.1:${port}`),
     ).catch(() => undefined);
     if (banner?.startsWith('SSH-2.0')) {
-      const hostPub = (await readFile(`${paths.ssh.hostKey}.pub`, 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+      const hostPub = (await readFile(`${paths.ssh.hostKey}.pub`, 'utf8'))
+        .trim()
+        .split(/\s+/)
+        .slice(0, 2)
+        .join(' ');
       await writeFile(paths.ssh.knownHosts, `[127.0.0.1]:${port} ${hostPub}\n`, { mode: 0o644 });
       return port;
     }
@@ -285,7 +301,9 @@ export async function labUp(name: string, log: Logger): Promise<LabUpResult> {
     log.step('starting containerd');
     const started = await service(paths, 'start');
     if (!started.ok) {
-      throw nodeError(`The lab's containerd did not start: ${started.out}`, { hint: `Look at ${paths.node.log}.` });
+      throw nodeError(`The lab's containerd did not start: ${started.out}`, {
+        hint: `Look at ${paths.node.log}.`,
+      });
     }
   }
   const archive = await buildLabImage(join(paths.dir, 'images'));
@@ -338,7 +356,9 @@ export async function labStatus(name: string): Promise<LabStatus> {
   const paths = labPaths(name);
   const state = await readLabState(paths);
   if (!state) {
-    throw inputError(`There is no lab named '${name}'.`, { hint: `Create it with: ctrdbg lab up${name === 'default' ? '' : ` --name ${name}`}` });
+    throw inputError(`There is no lab named '${name}'.`, {
+      hint: `Create it with: ctrdbg lab up${name === 'default' ? '' : ` --name ${name}`}`,
+    });
   }
   const pid = await sshdPid(paths);
   const banner = pid ? await readBanner('127.0.0.1', state.ssh.port, 2000) : undefined;
@@ -399,11 +419,17 @@ export interface LabDownResult {
  * makes a headless dlv detach), containerd and its shims, sshd and its sessions. `purge` also deletes the
  * lab directory.
  */
-export async function labDown(name: string, options: { purge?: boolean }, log: Logger): Promise<LabDownResult> {
+export async function labDown(
+  name: string,
+  options: { purge?: boolean },
+  log: Logger,
+): Promise<LabDownResult> {
   requireRoot();
   const paths = labPaths(name);
   if (!(await exists(paths.dir))) {
-    throw inputError(`There is no lab named '${name}'.`, { hint: 'Nothing to do; `ctrdbg lab status` lists nothing either.' });
+    throw inputError(`There is no lab named '${name}'.`, {
+      hint: 'Nothing to do; `ctrdbg lab status` lists nothing either.',
+    });
   }
   const stopped: LabDownResult['stopped'] = [];
   const cpid = await containerdMainPid(paths);
@@ -412,8 +438,10 @@ export async function labDown(name: string, options: { purge?: boolean }, log: L
     if (tracer) {
       log.step(`detaching the debugger (pid ${tracer}) from containerd`);
       process.kill(tracer, 'SIGTERM');
-      await waitFor(async () => ((await readProc(cpid))?.tracerPid ? undefined : true), 15_000, () =>
-        nodeError(`The debugger ${tracer} did not detach from containerd ${cpid}.`),
+      await waitFor(
+        async () => ((await readProc(cpid))?.tracerPid ? undefined : true),
+        15_000,
+        () => nodeError(`The debugger ${tracer} did not detach from containerd ${cpid}.`),
       );
       stopped.push({ pid: tracer, what: 'debugger' });
     }

@@ -26,7 +26,9 @@ async function tarOf(entries: { name: string; data: Buffer; mode?: number }[]): 
   })();
   for (const e of entries) {
     await new Promise<void>((resolve, reject) =>
-      tar.entry({ name: e.name, mode: e.mode ?? 0o644, mtime: new Date(0), uid: 0, gid: 0 }, e.data, (err) => (err ? reject(err) : resolve())),
+      tar.entry({ name: e.name, mode: e.mode ?? 0o644, mtime: new Date(0), uid: 0, gid: 0 }, e.data, (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   }
   tar.finalize();
@@ -40,10 +42,15 @@ export async function buildLabImage(dir: string): Promise<string> {
   if (await exists(archive)) return archive;
   await mkdir(dir, { recursive: true });
   const binary = join(dir, 'hello');
-  await runChecked('go', ['build', '-trimpath', '-o', binary, './main.go'], (d) => environmentError(`Building the lab image's program failed: ${d}`, { hint: 'Install golang-go.' }), {
-    cwd: join(scriptsDir, 'lab/hello'),
-    env: { CGO_ENABLED: '0', GO111MODULE: 'off', GOFLAGS: '' },
-  });
+  await runChecked(
+    'go',
+    ['build', '-trimpath', '-o', binary, './main.go'],
+    (d) => environmentError(`Building the lab image's program failed: ${d}`, { hint: 'Install golang-go.' }),
+    {
+      cwd: join(scriptsDir, 'lab/hello'),
+      env: { CGO_ENABLED: '0', GO111MODULE: 'off', GOFLAGS: '' },
+    },
+  );
   const layer = await tarOf([{ name: 'hello', data: await readFile(binary), mode: 0o755 }]);
   const config = Buffer.from(
     JSON.stringify({
@@ -57,8 +64,18 @@ export async function buildLabImage(dir: string): Promise<string> {
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${sha(config)}`, size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${sha(layer)}`, size: layer.length }],
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: `sha256:${sha(config)}`,
+        size: config.length,
+      },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          digest: `sha256:${sha(layer)}`,
+          size: layer.length,
+        },
+      ],
     }),
   );
   const index = Buffer.from(
@@ -91,8 +108,12 @@ export async function buildLabImage(dir: string): Promise<string> {
 export async function importLabImage(socket: string, archive: string): Promise<void> {
   const listed = await run('ctr', ['-a', socket, 'images', 'ls', '-q'], { timeout: 30_000 });
   if (listed.stdout.split('\n').includes(LAB_IMAGE)) return;
-  if (!(await stat(archive).catch(() => undefined))) throw environmentError(`The lab image archive ${archive} is missing.`);
-  await runChecked('ctr', ['-a', socket, 'images', 'import', '--index-name', LAB_IMAGE, archive], (d) =>
-    environmentError(`Importing the lab image failed: ${d}`),
-  { timeout: 120_000 });
+  if (!(await stat(archive).catch(() => undefined)))
+    throw environmentError(`The lab image archive ${archive} is missing.`);
+  await runChecked(
+    'ctr',
+    ['-a', socket, 'images', 'import', '--index-name', LAB_IMAGE, archive],
+    (d) => environmentError(`Importing the lab image failed: ${d}`),
+    { timeout: 120_000 },
+  );
 }

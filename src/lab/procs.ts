@@ -13,7 +13,10 @@ export async function readProc(pid: number): Promise<ProcInfo | undefined> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const field = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ').trim();
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))
+      .split('\0')
+      .join(' ')
+      .trim();
     const exe = await readlink(`/proc/${pid}/exe`).catch(() => '');
     return { pid, ppid: field('PPid'), exe, cmdline, tracerPid: field('TracerPid') };
   } catch {
@@ -34,7 +37,8 @@ export async function labProcesses(labDir: string, roots: number[] = []): Promis
   const procs = await listProcs();
   const selected = new Map<number, ProcInfo>();
   for (const p of procs) {
-    if (roots.includes(p.pid) || p.exe.startsWith(prefix) || p.cmdline.includes(prefix)) selected.set(p.pid, p);
+    if (roots.includes(p.pid) || p.exe.startsWith(prefix) || p.cmdline.includes(prefix))
+      selected.set(p.pid, p);
   }
   let grew = true;
   while (grew) {

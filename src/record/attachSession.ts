@@ -6,25 +6,36 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { packageVersion } from '../config.js';
 import { breakpointName, type ResolvedSet, resolveSet, toBreakpointRequest } from '../breakpoints/resolve.js';
-import { type BreakpointSet, findBreakpointSet, isRedacted, loadBreakpointSets } from '../breakpoints/sets.js';
+import {
+  type BreakpointSet,
+  findBreakpointSet,
+  isRedacted,
+  loadBreakpointSets,
+} from '../breakpoints/sets.js';
+import { inspectBinary } from '../build/debugInfo.js';
+import { packageVersion } from '../config.js';
+import { ensureAgent, type NodeDebugger, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
 import { waitServing } from '../deploy/binarySwap.js';
 import { readNodeState } from '../deploy/nodeState.js';
 import { fetchRunningBinary, probeNode } from '../deploy/probe.js';
-import { inspectBinary } from '../build/debugInfo.js';
 import { serviceControl } from '../deploy/service.js';
-import { ensureAgent, type NodeDebugger, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
 import { inputError, nodeError, notDebuggableError, usageError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
 import { connectHost } from '../target/sshHost.js';
 import type { Target } from '../target/target.js';
 import type { Logger } from '../util/output.js';
-import { describeRules } from './redact.js';
 import { type ArmedBreakpoint, type RecordOutcome, recordHits } from './recorder.js';
+import { describeRules } from './redact.js';
 import { createSessionWriter, type SessionWriter } from './sessionFile.js';
-import { type EndReason, type HitRecord, SESSION_FORMAT, SESSION_VERSION, type SessionHeader } from './sessionFormat.js';
+import {
+  type EndReason,
+  type HitRecord,
+  SESSION_FORMAT,
+  SESSION_VERSION,
+  type SessionHeader,
+} from './sessionFormat.js';
 
 export interface AttachOptions extends TargetOptions {
   set: string[];
@@ -95,15 +106,20 @@ function interruptSignal(log: Logger): { signal: AbortSignal; dispose: () => voi
 
 export function chooseSets(names: string[], setsDir: string | undefined): BreakpointSet[] {
   if (!names.length) {
-    throw usageError('Which breakpoints? attach needs at least one --set.', { hint: 'List them with: ctrdbg sets list' });
+    throw usageError('Which breakpoints? attach needs at least one --set.', {
+      hint: 'List them with: ctrdbg sets list',
+    });
   }
   const all = loadBreakpointSets(setsDir ? { setsDir } : {});
   const chosen = [...new Set(names)].map((n) => findBreakpointSet(all, n));
   const shim = chosen.filter((s) => s.process !== 'containerd');
   if (shim.length) {
-    throw inputError(`Set ${shim.map((s) => s.name).join(', ')} targets ${shim[0]?.process}, a separate process from containerd.`, {
-      hint: 'attach debugs containerd itself; pick sets whose process is containerd (ctrdbg sets list).',
-    });
+    throw inputError(
+      `Set ${shim.map((s) => s.name).join(', ')} targets ${shim[0]?.process}, a separate process from containerd.`,
+      {
+        hint: 'attach debugs containerd itself; pick sets whose process is containerd (ctrdbg sets list).',
+      },
+    );
   }
   return chosen;
 }
@@ -126,7 +142,9 @@ async function arm(dbg: NodeDebugger, sets: BreakpointSet[], log: Logger): Promi
       const record = spec.record.filter((expr) => !isRedacted(expr, spec.redact));
       for (const [i, location] of entry.locations.entries()) {
         const name = breakpointName(set.name, spec.name, i);
-        const bp = await dbg.client.createBreakpoint(toBreakpointRequest({ ...spec, record }, location, name));
+        const bp = await dbg.client.createBreakpoint(
+          toBreakpointRequest({ ...spec, record }, location, name),
+        );
         armed.set(bp.id, {
           id: bp.id,
           name: `${set.name}/${spec.name}${i > 0 ? `#${i + 1}` : ''}`,
@@ -140,19 +158,26 @@ async function arm(dbg: NodeDebugger, sets: BreakpointSet[], log: Logger): Promi
           ...(spec.condition ? { condition: spec.condition } : {}),
           redact: spec.redact,
         });
-        if (location.optimized) log.warn(`${location.function} was compiled with optimisations: values may be missing`);
+        if (location.optimized)
+          log.warn(`${location.function} was compiled with optimisations: values may be missing`);
       }
     }
   }
   return { armed, resolved };
 }
 
-export async function attachSession(spec: string | undefined, options: AttachOptions, log: Logger, hooks: AttachHooks = {}): Promise<AttachResult> {
+export async function attachSession(
+  spec: string | undefined,
+  options: AttachOptions,
+  log: Logger,
+  hooks: AttachHooks = {},
+): Promise<AttachResult> {
   const sets = chooseSets(options.set, options.setsDir);
   if (options.maxHits !== undefined && (!Number.isInteger(options.maxHits) || options.maxHits < 1)) {
     throw usageError('--max-hits must be a whole number of at least 1.');
   }
-  if (options.duration !== undefined && !(options.duration > 0)) throw usageError('--duration must be a positive number of seconds.');
+  if (options.duration !== undefined && !(options.duration > 0))
+    throw usageError('--duration must be a positive number of seconds.');
   const target = await resolveTarget(spec, options);
   const host = await connectHost(target.endpoint);
   let dbg: NodeDebugger | undefined;
@@ -170,11 +195,17 @@ export async function attachSession(spec: string | undefined, options: AttachOpt
     // Attaching to a stripped or optimised containerd only yields errors: check first (cheap when setup
     // recorded this very binary).
     if (state.installed?.sha256 !== probe.runningSha256) {
-      const report = await inspectBinary(await fetchRunningBinary(host, probe), { expectedArch: probe.goArch, delveVersion: null });
+      const report = await inspectBinary(await fetchRunningBinary(host, probe), {
+        expectedArch: probe.goArch,
+        delveVersion: null,
+      });
       if (!report.debuggable) {
-        throw notDebuggableError(`containerd on ${target.endpoint.label} (${probe.binary}) is not a debug build: ${report.problems.join('; ')}.`, {
-          hint: `Install one with: ctrdbg setup ${target.spec}`,
-        });
+        throw notDebuggableError(
+          `containerd on ${target.endpoint.label} (${probe.binary}) is not a debug build: ${report.problems.join('; ')}.`,
+          {
+            hint: `Install one with: ctrdbg setup ${target.spec}`,
+          },
+        );
       }
     }
     const dlvPath = await nodeDlvPath(host, target);
@@ -186,25 +217,59 @@ export async function attachSession(spec: string | undefined, options: AttachOpt
     dbg = await startNodeDebugger(host, { pid: probe.pid, agentPath, dlvPath, log });
     const { armed, resolved } = await arm(dbg, sets, log);
     const unresolved = resolved.flatMap((r) =>
-      r.entries.filter((e) => e.locations.length === 0).map((e) => ({ set: r.set, entry: e.entry, suggestions: e.suggestions })),
+      r.entries
+        .filter((e) => e.locations.length === 0)
+        .map((e) => ({ set: r.set, entry: e.entry, suggestions: e.suggestions })),
     );
     const notes = [...new Set(resolved.flatMap((r) => r.notes))];
     if (armed.size === 0) {
-      throw inputError(`None of the functions in ${sets.map((s) => s.name).join(', ')} exist in this containerd.`, {
-        hint: `${notes.join(' ')} Closest names: ${unresolved.flatMap((u) => u.suggestions).slice(0, 3).join(', ') || 'none'}. See: ctrdbg sets check ${target.spec}`.trim(),
-      });
+      throw inputError(
+        `None of the functions in ${sets.map((s) => s.name).join(', ')} exist in this containerd.`,
+        {
+          hint: `${notes.join(' ')} Closest names: ${
+            unresolved
+              .flatMap((u) => u.suggestions)
+              .slice(0, 3)
+              .join(', ') || 'none'
+          }. See: ctrdbg sets check ${target.spec}`.trim(),
+        },
+      );
     }
-    for (const u of unresolved) log.warn(`${u.set}/${u.entry}: not in this binary${u.suggestions.length ? ` (closest: ${u.suggestions.slice(0, 2).join(', ')})` : ''}`);
+    for (const u of unresolved)
+      log.warn(
+        `${u.set}/${u.entry}: not in this binary${u.suggestions.length ? ` (closest: ${u.suggestions.slice(0, 2).join(', ')})` : ''}`,
+      );
 
     const startedAt = performance.now();
     if (options.record) {
       writer = createSessionWriter(options.record);
-      writer.writeHeader(sessionHeader(target, probe, state.installed?.manifest ?? null, dbg.delveVersion, sets, armed, options));
+      writer.writeHeader(
+        sessionHeader(
+          target,
+          probe,
+          state.installed?.manifest ?? null,
+          dbg.delveVersion,
+          sets,
+          armed,
+          options,
+        ),
+      );
     }
     const base = { target, probe, armed, resolved, unresolved, notes, sets };
 
     if (options.interactive) {
-      return await interactive(host, dbg, writer, interrupt.signal, startedAt, pausedAt, base, options, log, hooks);
+      return await interactive(
+        host,
+        dbg,
+        writer,
+        interrupt.signal,
+        startedAt,
+        pausedAt,
+        base,
+        options,
+        log,
+        hooks,
+      );
     }
 
     // Stop conditions: all of them abort the recording loop, which halts (if running) and returns.
@@ -259,22 +324,37 @@ export async function attachSession(spec: string | undefined, options: AttachOpt
       reason = reason === 'connection-lost' ? reason : 'error';
       message = (failure as Error).message;
     }
-    const finished = await finish(host, target, dbg, probe.pid, writer, {
-      reason,
-      message,
-      hits: outcome?.hits ?? 0,
-      perBreakpoint: outcome?.perBreakpoint ?? {},
-      startedAt,
-    }, log);
+    const finished = await finish(
+      host,
+      target,
+      dbg,
+      probe.pid,
+      writer,
+      {
+        reason,
+        message,
+        hits: outcome?.hits ?? 0,
+        perBreakpoint: outcome?.perBreakpoint ?? {},
+        startedAt,
+      },
+      log,
+    );
     dbg = undefined;
     writer = undefined;
-    if (trigger && reason !== 'trigger-finished') log.warn('the trigger was still running when recording stopped');
+    if (trigger && reason !== 'trigger-finished')
+      log.warn('the trigger was still running when recording stopped');
     if (failure && reason !== 'connection-lost') throw failure;
     return {
       target: target.spec,
       containerd: { pid: probe.pid, ...finished, version: probe.version },
       sets: sets.map((s) => s.name),
-      armed: [...armed.values()].map((a) => ({ name: a.name, function: a.function, file: a.file, line: a.line, optimized: a.optimized })),
+      armed: [...armed.values()].map((a) => ({
+        name: a.name,
+        function: a.function,
+        file: a.file,
+        line: a.line,
+        optimized: a.optimized,
+      })),
       unresolved,
       notes,
       haltWindowMs: Math.round(haltWindowMs),
@@ -293,7 +373,8 @@ export async function attachSession(spec: string | undefined, options: AttachOpt
     if (dbg) {
       // An error before or during arming: still clear and detach.
       const result = await dbg.stop().catch((error: Error) => ({ detached: false, errors: [error.message] }));
-      if (!result.detached) log.warn(`detach reported: ${'errors' in result ? result.errors.join('; ') : 'unknown'}`);
+      if (!result.detached)
+        log.warn(`detach reported: ${'errors' in result ? result.errors.join('; ') : 'unknown'}`);
     }
     if (writer) writer.close();
     await host.close();
@@ -306,7 +387,13 @@ async function finish(
   dbg: NodeDebugger,
   pid: number,
   writer: SessionWriter | undefined,
-  end: { reason: EndReason; message: string | undefined; hits: number; perBreakpoint: Record<string, number>; startedAt: number },
+  end: {
+    reason: EndReason;
+    message: string | undefined;
+    hits: number;
+    perBreakpoint: Record<string, number>;
+    startedAt: number;
+  },
   log: Logger,
 ): Promise<{ pidAfter: number; serving: boolean; traced: boolean; detached: boolean }> {
   log.step('clearing breakpoints and detaching');
@@ -316,9 +403,13 @@ async function finish(
   let serving = false;
   let traced = false;
   if (end.reason !== 'connection-lost') {
-    pidAfter = await serviceControl(host, target.service).mainPid().catch(() => 0);
+    pidAfter = await serviceControl(host, target.service)
+      .mainPid()
+      .catch(() => 0);
     serving = pidAfter > 0 && (await waitServing(host, target, 10_000));
-    const tracer = await host.exec(`awk '/^TracerPid:/{print $2}' /proc/${pid}/status`, { sudo: true }).catch(() => undefined);
+    const tracer = await host
+      .exec(`awk '/^TracerPid:/{print $2}' /proc/${pid}/status`, { sudo: true })
+      .catch(() => undefined);
     traced = Number(tracer?.stdout.trim() ?? 0) !== 0;
     if (pidAfter !== pid) log.warn(`containerd's pid changed: ${pid} → ${pidAfter || 'none'}`);
   }
@@ -348,7 +439,10 @@ function sessionHeader(
   armed: Map<number, ArmedBreakpoint>,
   options: AttachOptions,
 ): SessionHeader {
-  const rules = { paths: [...new Set(sets.flatMap((s) => s.entries.flatMap((e) => e.redact)))], fieldNames: !options.noRedact };
+  const rules = {
+    paths: [...new Set(sets.flatMap((s) => s.entries.flatMap((e) => e.redact)))],
+    fieldNames: !options.noRedact,
+  };
   const parts = probe.version.split(/\s+/);
   const buildId = (manifest?.binary as { buildId?: string } | undefined)?.buildId;
   const goVersion = (manifest?.binary as { goVersion?: string } | undefined)?.goVersion;
@@ -385,15 +479,28 @@ function sessionHeader(
 }
 
 /** Runs the trigger locally (sh -c) or on the node (through sudo); its output goes to stderr, prefixed. */
-async function runTrigger(host: RemoteHost, target: Target, command: string, onNode: boolean, log: Logger): Promise<number | null> {
+async function runTrigger(
+  host: RemoteHost,
+  target: Target,
+  command: string,
+  onNode: boolean,
+  log: Logger,
+): Promise<number | null> {
   log.step(`trigger${onNode ? ' (on the node)' : ''}: ${command}`);
   // The trigger's own output always reaches stderr, also with --json (stdout then carries only the result).
   const show = (text: string) => {
-    const lines = text.split('\n').filter(Boolean).map((l) => `  trigger│ ${l}`);
+    const lines = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `  trigger│ ${l}`);
     if (lines.length) process.stderr.write(`${lines.join('\n')}\n`);
   };
   if (onNode) {
-    const r = await host.exec(command, { sudo: true, timeoutMs: 3_600_000, env: { CTRDBG_SOCKET: target.node.socket } });
+    const r = await host.exec(command, {
+      sudo: true,
+      timeoutMs: 3_600_000,
+      env: { CTRDBG_SOCKET: target.node.socket },
+    });
     show(r.stdout);
     show(r.stderr);
     return r.code;
@@ -401,7 +508,12 @@ async function runTrigger(host: RemoteHost, target: Target, command: string, onN
   return new Promise((resolve) => {
     const child = spawn('sh', ['-c', command], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CTRDBG_TARGET: target.spec, CTRDBG_SOCKET: target.node.socket, CTRDBG_NODE_HOST: target.endpoint.host },
+      env: {
+        ...process.env,
+        CTRDBG_TARGET: target.spec,
+        CTRDBG_SOCKET: target.node.socket,
+        CTRDBG_NODE_HOST: target.endpoint.host,
+      },
     });
     child.stdout.on('data', (d: Buffer) => show(d.toString()));
     child.stderr.on('data', (d: Buffer) => show(d.toString()));
@@ -464,10 +576,14 @@ async function interactive(
         () => socket.destroy(),
       );
     });
-    await new Promise<void>((resolve, reject) => server?.once('error', reject).listen(options.port ?? 0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) =>
+      server?.once('error', reject).listen(options.port ?? 0, '127.0.0.1', resolve),
+    );
     const address = server.address();
     port = typeof address === 'object' && address ? address.port : 0;
-    const manifest = (await readNodeState(host, base.target)).installed?.manifest as { source?: { sourceRoots?: string[] } } | undefined;
+    const manifest = (await readNodeState(host, base.target)).installed?.manifest as
+      | { source?: { sourceRoots?: string[] } }
+      | undefined;
     const root = manifest?.source?.sourceRoots?.[0];
     if (root) {
       const { attachLaunchConfig, mergeLaunchJson } = await import('../commands/vscode.js');
@@ -494,12 +610,26 @@ async function interactive(
     server.close();
   }
   const reason: EndReason = outcome.reason === 'max-hits' ? 'interactive-ended' : 'interrupted';
-  const finished = await finish(host, base.target, dbg, base.probe.pid, writer, { reason, message: undefined, hits: outcome.hits, perBreakpoint: outcome.perBreakpoint, startedAt }, log);
+  const finished = await finish(
+    host,
+    base.target,
+    dbg,
+    base.probe.pid,
+    writer,
+    { reason, message: undefined, hits: outcome.hits, perBreakpoint: outcome.perBreakpoint, startedAt },
+    log,
+  );
   return {
     target: base.target.spec,
     containerd: { pid: base.probe.pid, ...finished, version: base.probe.version },
     sets: base.sets.map((s) => s.name),
-    armed: [...base.armed.values()].map((a) => ({ name: a.name, function: a.function, file: a.file, line: a.line, optimized: a.optimized })),
+    armed: [...base.armed.values()].map((a) => ({
+      name: a.name,
+      function: a.function,
+      file: a.file,
+      line: a.line,
+      optimized: a.optimized,
+    })),
     unresolved: base.unresolved,
     notes: base.notes,
     haltWindowMs: Math.round(haltWindowMs),

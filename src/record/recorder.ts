@@ -5,12 +5,21 @@
  * choice: it ends on abort (halted, then the caller clears and detaches) or at --max-hits (already stopped).
  */
 import { performance } from 'node:perf_hooks';
-import { nodeError } from '../errors.js';
-import { convertStack, convertVariable, convertVariables, type StoppedThread, stoppedThreads } from '../delve/convert.js';
+import {
+  convertStack,
+  convertVariable,
+  convertVariables,
+  type StoppedThread,
+  stoppedThreads,
+} from '../delve/convert.js';
 import type { DelveClient } from '../delve/rpcClient.js';
-import { redactExpressions, redactValues, type RedactionRules } from './redact.js';
+import { nodeError } from '../errors.js';
 import type { SessionWriter } from '../record/sessionFile.js';
+import { type RedactionRules, redactExpressions, redactValues } from './redact.js';
 import type { HitRecord, RecordedBreakpoint, RecordedExpression } from './sessionFormat.js';
+
+/** How long an ended recording waits for a natural stop before halting (see recordHits). */
+export const ABORT_GRACE_MS = 1500;
 
 export interface ArmedBreakpoint extends RecordedBreakpoint {
   /** Set-level redaction paths for this entry. */
@@ -70,45 +79,84 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
     pending = [];
   };
 
-  for (;;) {
-    if (signal.aborted) {
-      flush(performance.now());
-      return done('aborted');
-    }
-    const continuing = client.continue({ signal });
-    flush(performance.now());
-    const result = await continuing;
-    const observedAt = performance.now();
-    if (result.halted) return done('aborted');
-    if (result.state.exited) {
-      throw nodeError(`containerd exited while being debugged (status ${result.state.exitStatus}).`, {
-        hint: 'Look at its log; the service manager should restart it.',
-      });
-    }
-    stops++;
-    const wall = new Date().toISOString();
-    for (const stop of stoppedThreads(result.state)) {
-      const bp = armed.get(stop.breakpoint.id);
-      if (!bp) {
-        if (stop.breakpoint.id < 0) options.onPanic?.(`${stop.breakpoint.name || 'runtime'} at ${stop.thread.file}:${stop.thread.line}`);
-        continue;
+  // Ending a recording halts a running target, but Delve's halt (kill(pid, SIGTRAP) on Linux) must not reach a
+  // target that has just stopped at a hit by itself: the SIGTRAP would stay pending and kill containerd later.
+  // So an abort first gives the outstanding continue a grace period to end at a natural hit (recorded as usual);
+  // only a target with no hits coming is halted. Between continues the target is always stopped.
+  const graceful = new AbortController();
+  let graceTimer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    graceTimer = setTimeout(() => graceful.abort(signal.reason), ABORT_GRACE_MS);
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await loop();
+  } finally {
+    if (graceTimer) clearTimeout(graceTimer);
+    signal.removeEventListener('abort', onAbort);
+  }
+
+  async function loop(): Promise<RecordOutcome> {
+    for (;;) {
+      if (signal.aborted) {
+        flush(performance.now());
+        return done('aborted');
       }
-      seq++;
-      perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
-      const hit = toHit(stop, bp, seq, round(observedAt - options.startedAt), wall, options.fieldNameRedaction);
-      redactedCount += hit.redacted;
-      pending.push({ hit: hit.record, observedAt });
-      if (options.maxHits !== undefined && seq >= options.maxHits) break;
-    }
-    if (options.maxHits !== undefined && seq >= options.maxHits) {
-      // Stay stopped: the caller clears breakpoints and detaches from this fully stopped state.
+      const continuing = client.continue({ signal: graceful.signal });
       flush(performance.now());
-      return done('max-hits');
+      const result = await continuing;
+      const observedAt = performance.now();
+      // A continue ended by our halt can still carry threads stopped at breakpoints: record them too; the
+      // loop's top then ends the recording (the abort is what made us halt).
+      if (result.state.exited) {
+        throw nodeError(`containerd exited while being debugged (status ${result.state.exitStatus}).`, {
+          hint: 'Look at its log; the service manager should restart it.',
+        });
+      }
+      stops++;
+      const wall = new Date().toISOString();
+      for (const stop of stoppedThreads(result.state)) {
+        const bp = armed.get(stop.breakpoint.id);
+        if (!bp) {
+          if (stop.breakpoint.id < 0)
+            options.onPanic?.(
+              `${stop.breakpoint.name || 'runtime'} at ${stop.thread.file}:${stop.thread.line}`,
+            );
+          continue;
+        }
+        seq++;
+        perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
+        const hit = toHit(
+          stop,
+          bp,
+          seq,
+          round(observedAt - options.startedAt),
+          wall,
+          options.fieldNameRedaction,
+        );
+        redactedCount += hit.redacted;
+        pending.push({ hit: hit.record, observedAt });
+        if (options.maxHits !== undefined && seq >= options.maxHits) break;
+      }
+      if (options.maxHits !== undefined && seq >= options.maxHits) {
+        // Stay stopped: the caller clears breakpoints and detaches from this fully stopped state.
+        flush(performance.now());
+        return done('max-hits');
+      }
     }
   }
 
   function done(reason: RecordOutcome['reason']): RecordOutcome {
-    return { hits: seq, perBreakpoint, reason, stops, maxStoppedMs: round(maxStoppedMs), totalStoppedMs: round(totalStoppedMs), redacted: redactedCount };
+    return {
+      hits: seq,
+      perBreakpoint,
+      reason,
+      stops,
+      maxStoppedMs: round(maxStoppedMs),
+      totalStoppedMs: round(totalStoppedMs),
+      redacted: redactedCount,
+    };
   }
 }
 
@@ -147,7 +195,10 @@ export function toHit(
       t,
       wall,
       breakpoint: { id: bp.id, name: bp.name, set: bp.set },
-      goroutine: { id: goroutine?.id ?? stop.thread.goroutineID, ...(goroutineFunction ? { function: goroutineFunction } : {}) },
+      goroutine: {
+        id: goroutine?.id ?? stop.thread.goroutineID,
+        ...(goroutineFunction ? { function: goroutineFunction } : {}),
+      },
       thread: stop.thread.id,
       stoppedMs: 0,
       location: {

@@ -35,7 +35,10 @@ export interface RedactionRules {
 }
 
 export function describeRules(rules: RedactionRules): string[] {
-  return [...rules.paths.map((p) => `path ${p}`), ...(rules.fieldNames ? [`fields ${SENSITIVE_FIELDS.join(',')}`] : [])];
+  return [
+    ...rules.paths.map((p) => `path ${p}`),
+    ...(rules.fieldNames ? [`fields ${SENSITIVE_FIELDS.join(',')}`] : []),
+  ];
 }
 
 function redacted(v: RecordedValue): RecordedValue {
@@ -44,7 +47,8 @@ function redacted(v: RecordedValue): RecordedValue {
 
 function childPath(parent: string, child: RecordedValue, index: number, parentKind: string): string {
   // Pointers and interfaces wrap their target in one unnamed (or "*name") child: same path.
-  if (parentKind === 'ptr' || parentKind === 'interface' || child.name === '' || child.name.startsWith('*')) return parent;
+  if (parentKind === 'ptr' || parentKind === 'interface' || child.name === '' || child.name.startsWith('*'))
+    return parent;
   if (parentKind === 'slice' || parentKind === 'array') return `${parent}[${index}]`;
   if (parentKind === 'map') return `${parent}[${child.name}]`;
   return `${parent}.${child.name}`;
@@ -61,7 +65,11 @@ export function shouldRedact(path: string, rules: RedactionRules): boolean {
 }
 
 /** Returns a copy of `value` (named by `path`) with every redacted subtree replaced. */
-export function redactValue(value: RecordedValue, path: string, rules: RedactionRules): { value: RecordedValue; count: number } {
+export function redactValue(
+  value: RecordedValue,
+  path: string,
+  rules: RedactionRules,
+): { value: RecordedValue; count: number } {
   if (shouldRedact(path, rules)) return { value: redacted(value), count: 1 };
   if (!value.children?.length) return { value, count: 0 };
   let count = 0;
@@ -73,7 +81,10 @@ export function redactValue(value: RecordedValue, path: string, rules: Redaction
   return { value: count ? { ...value, children } : value, count };
 }
 
-export function redactValues(values: RecordedValue[], rules: RedactionRules): { values: RecordedValue[]; count: number } {
+export function redactValues(
+  values: RecordedValue[],
+  rules: RedactionRules,
+): { values: RecordedValue[]; count: number } {
   let count = 0;
   const out = values.map((v) => {
     const r = redactValue(v, v.name, rules);
@@ -83,7 +94,10 @@ export function redactValues(values: RecordedValue[], rules: RedactionRules): { 
   return { values: out, count };
 }
 
-export function redactExpressions(expressions: RecordedExpression[], rules: RedactionRules): { expressions: RecordedExpression[]; count: number } {
+export function redactExpressions(
+  expressions: RecordedExpression[],
+  rules: RedactionRules,
+): { expressions: RecordedExpression[]; count: number } {
   let count = 0;
   const out = expressions.map((e) => {
     if (!e.value) return e;

@@ -38,9 +38,12 @@ const CONTAINER_DRIVERS = new Set(['docker', 'podman']);
 async function minikube(args: string[]): Promise<string> {
   const result = await run('minikube', args, { timeout: 60_000 });
   if (result.exitCode !== 0) {
-    throw environmentError(`'minikube ${args.join(' ')}' failed: ${(result.stderr || result.stdout).trim()}`, {
-      hint: 'Check that the cluster is running: minikube status.',
-    });
+    throw environmentError(
+      `'minikube ${args.join(' ')}' failed: ${(result.stderr || result.stdout).trim()}`,
+      {
+        hint: 'Check that the cluster is running: minikube status.',
+      },
+    );
   }
   return result.stdout.trim();
 }
@@ -75,13 +78,20 @@ export function selectNode(
   const nodes = profile.Config?.Nodes ?? [];
   // minikube's config names the primary control plane "" and extra nodes "m02", "m03", …; its machine is
   // the profile name, the others "<profile>-<node>". Accept either spelling from the user.
-  const wanted = nodeName === undefined || nodeName === '' || nodeName === profileName ? '' : nodeName.replace(`${profileName}-`, '');
-  const node = wanted === '' ? (nodes.find((n) => n.ControlPlane) ?? nodes[0]) : nodes.find((n) => n.Name === wanted);
+  const wanted =
+    nodeName === undefined || nodeName === '' || nodeName === profileName
+      ? ''
+      : nodeName.replace(`${profileName}-`, '');
+  const node =
+    wanted === '' ? (nodes.find((n) => n.ControlPlane) ?? nodes[0]) : nodes.find((n) => n.Name === wanted);
   if (!node) {
     const known = nodes.map((n) => (n.Name === '' ? profileName : `${profileName}-${n.Name}`)).join(', ');
-    throw inputError(`minikube profile '${profileName}' has no node '${nodeName}' (nodes: ${known || 'none'}).`, {
-      hint: `Pick one of them with --node, or list them with: minikube node list -p ${profileName}`,
-    });
+    throw inputError(
+      `minikube profile '${profileName}' has no node '${nodeName}' (nodes: ${known || 'none'}).`,
+      {
+        hint: `Pick one of them with --node, or list them with: minikube node list -p ${profileName}`,
+      },
+    );
   }
   const machine = node.Name === '' ? profileName : `${profileName}-${node.Name}`;
   return {
@@ -127,7 +137,10 @@ export async function resolveMinikube(profileName: string, nodeName: string | un
   try {
     list = JSON.parse(raw) as ProfileList;
   } catch (cause) {
-    throw environmentError("'minikube profile list -o json' did not print JSON.", { cause, hint: 'Is this a supported minikube version?' });
+    throw environmentError("'minikube profile list -o json' did not print JSON.", {
+      cause,
+      hint: 'Is this a supported minikube version?',
+    });
   }
   const info = selectNode(list, profileName, nodeName);
   if (info.status !== 'Running' && info.status !== 'OK') {
@@ -145,9 +158,12 @@ export async function resolveMinikube(profileName: string, nodeName: string | un
     const out = await run(engine, ['port', info.machine, '22'], { timeout: 30_000 });
     const published = out.exitCode === 0 ? parseDockerPort(out.stdout) : undefined;
     if (!published) {
-      throw environmentError(`Could not find the SSH port of minikube's ${engine} container '${info.machine}'.`, {
-        hint: `Check it runs: ${engine} ps --filter name=${info.machine}`,
-      });
+      throw environmentError(
+        `Could not find the SSH port of minikube's ${engine} container '${info.machine}'.`,
+        {
+          hint: `Check it runs: ${engine} ps --filter name=${info.machine}`,
+        },
+      );
     }
     host = '127.0.0.1';
     port = published;
@@ -190,7 +206,9 @@ export async function resolveMinikube(profileName: string, nodeName: string | un
  */
 async function sshUser(keyPath: string): Promise<string> {
   try {
-    const config = JSON.parse(await readFile(join(dirname(keyPath), 'config.json'), 'utf8')) as { Driver?: { SSHUser?: string } };
+    const config = JSON.parse(await readFile(join(dirname(keyPath), 'config.json'), 'utf8')) as {
+      Driver?: { SSHUser?: string };
+    };
     return config.Driver?.SSHUser || 'docker';
   } catch {
     return 'docker';
@@ -199,8 +217,10 @@ async function sshUser(keyPath: string): Promise<string> {
 
 /** kubectl's view of the runtime is authoritative when kubectl is there; without it the profile's is used. */
 async function checkKubectlRuntime(profile: string, machine: string): Promise<void> {
-  const result = await run('kubectl', ['--context', profile, 'get', 'nodes', '-o', 'wide'], { timeout: 30_000 }).catch(() => undefined);
-  if (!result || result.exitCode !== 0) return;
+  const result = await run('kubectl', ['--context', profile, 'get', 'nodes', '-o', 'wide'], {
+    timeout: 30_000,
+  }).catch(() => undefined);
+  if (result?.exitCode !== 0) return;
   const runtime = parseNodeRuntimes(result.stdout).get(machine);
   if (runtime && !runtime.startsWith('containerd://')) {
     throw nodeError(`Node ${machine} runs ${runtime}, not containerd (kubectl get nodes -o wide).`, {
@@ -221,7 +241,12 @@ async function pinHostKey(file: string, host: string, port: number, nodeArgs: st
     await writeFile(file, `${rewritten.join('\n')}\n`, { mode: 0o600 });
     return;
   }
-  const keys = await minikube(['ssh', ...nodeArgs, '--', 'cat /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_rsa_key.pub 2>/dev/null']);
+  const keys = await minikube([
+    'ssh',
+    ...nodeArgs,
+    '--',
+    'cat /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_rsa_key.pub 2>/dev/null',
+  ]);
   const lines = keys
     .split('\n')
     .map((l) => l.trim().split(/\s+/))

@@ -84,7 +84,11 @@ export interface RemoteHost {
   /** Streams a local file to `remotePath` (via a temporary name and rename), verifying sha256 on the node. */
   upload(localPath: string, remotePath: string, options?: UploadOptions): Promise<UploadResult>;
   /** Streams bytes to a remote command's stdin (e.g. `tar -x`), returning its result. */
-  pipeTo(command: string, source: Readable, options?: { sudo?: boolean; timeoutMs?: number }): Promise<ExecResult>;
+  pipeTo(
+    command: string,
+    source: Readable,
+    options?: { sudo?: boolean; timeoutMs?: number },
+  ): Promise<ExecResult>;
   /** Opens a direct-tcpip channel to host:port as seen from the node (a local port forward's connection). */
   forward(remoteHost: string, remotePort: number): Promise<Duplex>;
   /** Checks passwordless sudo; throws `sudo` error with a hint when missing. */

@@ -107,6 +107,10 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 }
 
 export async function resolveLab(name: string): Promise<Target> {
+  // A VM lab (`lab up --vm`): a systemd node reached through QEMU's loopback forward (src/lab/vm.ts).
+  const { readVmState, vmTarget } = await import('../lab/vm.js');
+  const vm = await readVmState(name);
+  if (vm) return vmTarget(name, vm);
   const paths = labPaths(name);
   const state = await readLabState(paths);
   if (!state) {
@@ -126,12 +130,19 @@ export async function resolveLab(name: string): Promise<Target> {
       label: name === 'default' ? 'lab' : `lab:${name}`,
     },
     service: { kind: 'lab', command: paths.node.service, envFile: paths.node.envFile },
-    node: { socket: paths.node.socket, ctrdbgDir: paths.node.ctrdbgDir, containerdRoot: `${paths.node.root}/var/lib/containerd` },
+    node: {
+      socket: paths.node.socket,
+      ctrdbgDir: paths.node.ctrdbgDir,
+      containerdRoot: `${paths.node.root}/var/lib/containerd`,
+    },
     lab: { name, tree: paths.tree },
   };
 }
 
-async function resolveSsh(parsed: Extract<ParsedSpec, { kind: 'ssh' }>, options: TargetOptions): Promise<Target> {
+async function resolveSsh(
+  parsed: Extract<ParsedSpec, { kind: 'ssh' }>,
+  options: TargetOptions,
+): Promise<Target> {
   const home = homedir();
   let keyPath = options.key;
   if (!keyPath) {
@@ -143,7 +154,9 @@ async function resolveSsh(parsed: Extract<ParsedSpec, { kind: 'ssh' }>, options:
     }
   }
   if (!keyPath) {
-    throw inputError(`No SSH key for ${parsed.user}@${parsed.host}.`, { hint: 'Pass one with --key ~/.ssh/id_ed25519.' });
+    throw inputError(`No SSH key for ${parsed.user}@${parsed.host}.`, {
+      hint: 'Pass one with --key ~/.ssh/id_ed25519.',
+    });
   }
   const spec = `ssh://${parsed.user}@${parsed.host}${parsed.port === 22 ? '' : `:${parsed.port}`}`;
   return {

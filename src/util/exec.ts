@@ -24,7 +24,9 @@ const providers: Record<string, string> = {
 };
 
 export function commandLine(file: string, args: readonly string[]): string {
-  return [file, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return [file, ...args]
+    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
 }
 
 export interface RunResult {
@@ -39,7 +41,9 @@ export async function run(file: string, args: readonly string[], options: Option
   try {
     const result = await execa(file, args, { reject: false, stripFinalNewline: true, ...options });
     if ((result as { code?: string }).code === 'ENOENT') throw missingTool(file, result as unknown as Error);
-    const killed = result.signal ? `\n(${file} was killed by ${result.signal}${result.timedOut ? ' after timing out' : ''})` : '';
+    const killed = result.signal
+      ? `\n(${file} was killed by ${result.signal}${result.timedOut ? ' after timing out' : ''})`
+      : '';
     return {
       stdout: String(result.stdout ?? ''),
       stderr: `${String(result.stderr ?? '')}${killed}`,
@@ -67,6 +71,7 @@ export async function runChecked(
   options: Options = {},
 ): Promise<string> {
   const result = await run(file, args, options);
-  if (result.exitCode !== 0) throw fail((result.stderr || result.stdout).trim().split('\n').slice(-8).join('\n'));
+  if (result.exitCode !== 0)
+    throw fail((result.stderr || result.stdout).trim().split('\n').slice(-8).join('\n'));
   return result.stdout;
 }

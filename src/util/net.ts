@@ -26,6 +26,10 @@ export function readBanner(host: string, port: number, timeoutMs = 3000): Promis
     };
     socket.setTimeout(timeoutMs, () => done(undefined));
     socket.on('error', () => done(undefined));
+    // A server that accepts and closes without a word (QEMU's port forward while the guest's sshd is not up
+    // yet) ends the socket with no error; without this the promise never settles and, with no other handle
+    // left, Node exits silently mid-command.
+    socket.on('close', () => done(undefined));
     socket.on('data', (chunk) => {
       data += chunk.toString('latin1');
       const end = data.indexOf('\n');

@@ -70,17 +70,23 @@ export function formatBytes(bytes: number): string {
 /** A plain table: columns padded to the widest cell. */
 export function formatTable(rows: string[][]): string {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, visibleLength(cell))));
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, visibleLength(cell));
+    });
+  }
   return rows
     .map((row) =>
       row
-        .map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - visibleLength(cell))))
+        .map((cell, i) =>
+          i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - visibleLength(cell)),
+        )
         .join('  '),
     )
     .join('\n');
 }
 
 function visibleLength(text: string): number {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: strip ANSI colour codes
+  // Strips ANSI colour codes (the config allows control characters in regexes for exactly this).
   return text.replace(/\u001b\[[0-9;]*m/g, '').length;
 }

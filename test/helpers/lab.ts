@@ -5,14 +5,26 @@ import { inject } from 'vitest';
 import { ctrdbgJson } from './cli.js';
 
 export function labEnv(): Record<string, string> {
-  return { CTRDBG_LAB_ROOT: inject('labRoot'), CTRDBG_CACHE_DIR: inject('cacheDir'), CTRDBG_CONFIG_DIR: inject('configDir') };
+  return {
+    CTRDBG_LAB_ROOT: inject('labRoot'),
+    CTRDBG_CACHE_DIR: inject('cacheDir'),
+    CTRDBG_CONFIG_DIR: inject('configDir'),
+  };
 }
 
 export interface LabStatusJson {
   up: boolean;
   target: string;
   dir: string;
-  ssh: { host: string; port: number; user: string; keyPath: string; knownHostsPath: string; reachable: boolean; sshdPid: number };
+  ssh: {
+    host: string;
+    port: number;
+    user: string;
+    keyPath: string;
+    knownHostsPath: string;
+    reachable: boolean;
+    sshdPid: number;
+  };
   containerd: {
     running: boolean;
     pid: number;
@@ -38,7 +50,10 @@ export async function labStatus(name = 'default', env = labEnv()): Promise<LabSt
  * and runs one command. Written against ssh2 directly so the lab is tested independently of ctrdbg's
  * own SSH layer.
  */
-export async function sshExec(status: LabStatusJson, command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function sshExec(
+  status: LabStatusJson,
+  command: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const key = await readFile(status.ssh.keyPath);
   const pinned = (await readFile(status.ssh.knownHostsPath, 'utf8')).trim().split(/\s+/)[2] ?? '';
   return new Promise((resolve, reject) => {

@@ -3,13 +3,15 @@
  * trigger sent, and every way a recording can end — trigger done, max hits, Ctrl-C, kill -9 of ctrdbg, a dropped
  * SSH connection — must leave the same containerd PID running, untraced, and serving.
  */
+
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ctrdbg, ctrdbgJson, mainJs } from '../helpers/cli.js';
+import { ctrdbg, ctrdbgJson, mainJs, repoRoot } from '../helpers/cli.js';
 import { type LabStatusJson, labEnv, labStatus } from '../helpers/lab.js';
 
 let env: Record<string, string>;
@@ -24,8 +26,15 @@ function tracerPid(pid: number): number {
 }
 
 function readSession(path: string) {
-  const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  return { header: lines[0], hits: lines.filter((l) => l.type === 'hit'), end: lines.find((l) => l.type === 'end') };
+  const lines = readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  return {
+    header: lines[0],
+    hits: lines.filter((l) => l.type === 'hit'),
+    end: lines.find((l) => l.type === 'end'),
+  };
 }
 
 const exprValue = (hit: { expressions: { expr: string; value?: { value?: string } }[] }, expr: string) =>
@@ -50,7 +59,10 @@ async function healthyWithin(pid: number, ms: number): Promise<number> {
  * execa's child is itself a promise, and returning it from an async function would wait for its exit.
  */
 async function startAttach(args: string[]): Promise<{ child: ResultPromise }> {
-  const child = execa(process.execPath, [mainJs, 'attach', 'lab', '--set', 'lab-create', ...args], { env: { ...env, NO_COLOR: '1' }, reject: false });
+  const child = execa(process.execPath, [mainJs, 'attach', 'lab', '--set', 'lab-create', ...args], {
+    env: { ...env, NO_COLOR: '1' },
+    reject: false,
+  });
   await new Promise<void>((resolve, reject) => {
     let err = '';
     const timer = setTimeout(() => reject(new Error(`attach did not arm in 90 s:\n${err}`)), 90_000);
@@ -82,25 +94,48 @@ afterAll(async () => {
 
 describe('attach records what the trigger sent', () => {
   it('namespaces, containers and tasks created by ctr, one hit per call, with the sent values', async () => {
-    const ns = unique('ns');
-    const id = unique('run');
+    // Fixed-length unique names keep the replay transcript's truncation stable for the golden below.
+    const tag = randomBytes(4).toString('hex');
+    const ns = `golden-ns-${tag}`;
+    const id = `golden-run-${tag}`;
     const file = join(work, 'lab-create.jsonl');
     const trigger = `ctr -a $CTRDBG_SOCKET namespaces create ${ns} && ctr -a $CTRDBG_SOCKET run --rm ${lab.image} ${id} /hello from-test`;
-    const { exitCode, data, stderr } = await ctrdbgJson<{ hits: number; reason: string; detached: boolean; containerd: { pid: number; pidAfter: number; serving: boolean; traced: boolean } }>(
-      ['attach', 'lab', '--set', 'lab-create', '--record', file, '--trigger', trigger],
-      { env },
-    );
+    const { exitCode, data, stderr } = await ctrdbgJson<{
+      hits: number;
+      reason: string;
+      detached: boolean;
+      containerd: { pid: number; pidAfter: number; serving: boolean; traced: boolean };
+    }>(['attach', 'lab', '--set', 'lab-create', '--record', file, '--trigger', trigger], { env });
     expect(exitCode, stderr).toBe(0);
     expect(stderr).toContain('trigger│ hello from the ctrdbg lab: from-test');
     expect(data).toMatchObject({ hits: 3, reason: 'trigger-finished', detached: true });
-    expect(data.containerd).toMatchObject({ pid: lab.containerd.pid, pidAfter: lab.containerd.pid, serving: true, traced: false });
+    expect(data.containerd).toMatchObject({
+      pid: lab.containerd.pid,
+      pidAfter: lab.containerd.pid,
+      serving: true,
+      traced: false,
+    });
 
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const { header, hits, end } = readSession(file);
-    expect(header).toMatchObject({ type: 'header', format: 'ctrdbg-session', version: 1, sets: ['lab-create'], trigger });
+    expect(header).toMatchObject({
+      type: 'header',
+      format: 'ctrdbg-session',
+      version: 1,
+      sets: ['lab-create'],
+      trigger,
+    });
     expect(header.containerd.sha256).toBe(lab.containerd.sha256);
-    expect(header.breakpoints.map((b: { entry: string }) => b.entry)).toEqual(['namespaces-create', 'containers-create', 'tasks-create']);
-    expect(hits.map((h) => h.breakpoint.name)).toEqual(['lab-create/namespaces-create', 'lab-create/containers-create', 'lab-create/tasks-create']);
+    expect(header.breakpoints.map((b: { entry: string }) => b.entry)).toEqual([
+      'namespaces-create',
+      'containers-create',
+      'tasks-create',
+    ]);
+    expect(hits.map((h) => h.breakpoint.name)).toEqual([
+      'lab-create/namespaces-create',
+      'lab-create/containers-create',
+      'lab-create/tasks-create',
+    ]);
     expect(hits.map((h) => h.seq)).toEqual([1, 2, 3]);
     expect(exprValue(hits[0], 'req.Namespace.Name')).toBe(ns);
     expect(exprValue(hits[1], 'req.Container.ID')).toBe(id);
@@ -109,25 +144,50 @@ describe('attach records what the trigger sent', () => {
     expect(exprValue(hits[2], 'r.ContainerID')).toBe(id);
     expect(exprValue(hits[2], 'r.Stdout')).toMatch(new RegExp(`/${id}-stdout$`));
     expect(exprValue(hits[2], 'r.Terminal')).toBe('false');
-    expect(hits[0].location.function).toBe('github.com/containerd/containerd/services/namespaces.(*local).Create');
+    expect(hits[0].location.function).toBe(
+      'github.com/containerd/containerd/services/namespaces.(*local).Create',
+    );
     expect(hits[0].stack.length).toBeGreaterThan(3);
     expect(hits[0].args.map((a: { name: string }) => a.name)).toContain('req');
-    expect(end).toMatchObject({ type: 'end', reason: 'trigger-finished', hits: 3, dropped: 0, detached: true, containerdServing: true, containerdPid: lab.containerd.pid });
+    expect(end).toMatchObject({
+      type: 'end',
+      reason: 'trigger-finished',
+      hits: 3,
+      dropped: 0,
+      detached: true,
+      containerdServing: true,
+      containerdPid: lab.containerd.pid,
+    });
 
     // The recording replays: the first hit with its values, as JSON.
-    const replay = await ctrdbgJson<{ hit: { seq: number; expressions: { expr: string; value?: { value?: string } }[] } }>(['replay', file, '--goto', '1'], { env });
+    const replay = await ctrdbgJson<{
+      hit: { seq: number; expressions: { expr: string; value?: { value?: string } }[] };
+    }>(['replay', file, '--goto', '1'], { env });
     expect(replay.exitCode).toBe(0);
     expect(JSON.stringify(replay.data)).toContain(ns);
+
+    // Golden transcript of the live recording, with what differs between runs masked.
+    const list = await ctrdbg(['replay', file, '--list'], { env });
+    expect(list.exitCode).toBe(0);
+    const masked = list.stdout
+      .replaceAll(file, '<session>')
+      .replaceAll(tag, '<tag>')
+      .replace(/\+\d+(\.\d+)?m?s\b/g, '+<t>')
+      .replace(/\bg\d+\b/g, 'g<n>')
+      .replace(/fifo\/[^"\s]*/g, 'fifo/<…>')
+      .replace(/ {2,}/g, '  ');
+    await expect(masked).toMatchFileSnapshot(join(repoRoot, 'test/golden/live-lab-create-list.txt'));
   });
 
   it('20 concurrent callers on one breakpoint: every call recorded exactly once', async () => {
     const prefix = unique('cc');
     const file = join(work, 'concurrent.jsonl');
     const trigger = `for i in $(seq 1 20); do ctr -a $CTRDBG_SOCKET namespaces create ${prefix}-$i & done; wait`;
-    const { exitCode, data, stderr } = await ctrdbgJson<{ hits: number; stops: number; containerd: { pidAfter: number; serving: boolean } }>(
-      ['attach', 'lab', '--set', 'lab-create', '--record', file, '--trigger', trigger],
-      { env },
-    );
+    const { exitCode, data, stderr } = await ctrdbgJson<{
+      hits: number;
+      stops: number;
+      containerd: { pidAfter: number; serving: boolean };
+    }>(['attach', 'lab', '--set', 'lab-create', '--record', file, '--trigger', trigger], { env });
     expect(exitCode, stderr).toBe(0);
     expect(data.hits).toBe(20);
     const names = readSession(file).hits.map((h) => exprValue(h, 'req.Namespace.Name'));
@@ -139,7 +199,16 @@ describe('attach records what the trigger sent', () => {
   it('repeated attach / record / detach cycles leave the same containerd, untraced and serving', async () => {
     for (let cycle = 0; cycle < 4; cycle++) {
       const r = await ctrdbgJson<{ hits: number; reason: string }>(
-        ['attach', 'lab', '--set', 'lab-create', '--max-hits', '1', '--trigger', `ctr -a $CTRDBG_SOCKET namespaces create ${unique('cy')}`],
+        [
+          'attach',
+          'lab',
+          '--set',
+          'lab-create',
+          '--max-hits',
+          '1',
+          '--trigger',
+          `ctr -a $CTRDBG_SOCKET namespaces create ${unique('cy')}`,
+        ],
         { env },
       );
       expect(r.exitCode, r.stderr).toBe(0);
@@ -148,6 +217,53 @@ describe('attach records what the trigger sent', () => {
       expect(await ctrOk()).toBe(true);
     }
     expect((await labStatus('default', env)).containerd.pid).toBe(lab.containerd.pid);
+  });
+});
+
+describe('--interactive hands over to a debugger', () => {
+  it('stops at the first hit, serves dlv on a local port, writes launch.json, and detaches on Ctrl-C', async () => {
+    const vscodeDir = join(work, 'ws');
+    const { child } = await startAttach(['--interactive', '--vscode-dir', vscodeDir]);
+    let out = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const ns = unique('ia');
+    const caller = execa('ctr', ['-a', sock, 'namespaces', 'create', ns], { reject: false });
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no hand-over:\n${out}`)), 60_000);
+      const poll = setInterval(() => {
+        const m = /dlv connect 127\.0\.0\.1:(\d+)/.exec(out);
+        if (m) {
+          clearInterval(poll);
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      }, 100);
+    });
+    expect(out).toContain('exit -c');
+    // A second Delve client through the hand-over port sees containerd stopped at our breakpoint.
+    const { connectTcp } = await import('../../src/delve/rpcClient.js');
+    const client = await connectTcp('127.0.0.1', port);
+    const state = await client.state();
+    expect(state.Running).toBe(false);
+    const atBreakpoint = (state.Threads ?? []).find((t) => t.breakPoint && t.breakPoint.id > 0);
+    expect(atBreakpoint?.function?.name).toBe(
+      'github.com/containerd/containerd/services/namespaces.(*local).Create',
+    );
+    const value = await client.eval('req.Namespace.Name', {
+      GoroutineID: atBreakpoint?.goroutineID ?? -1,
+      Frame: 0,
+    });
+    expect(value.value).toBe(ns);
+    client.close();
+    const launch = JSON.parse(readFileSync(join(vscodeDir, '.vscode/launch.json'), 'utf8'));
+    expect(launch.configurations[0]).toMatchObject({ type: 'go', request: 'attach', mode: 'remote', port });
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode, out).toBe(0);
+    expect((await caller).exitCode).toBe(0);
+    await healthyWithin(lab.containerd.pid, 5_000);
   });
 });
 
@@ -180,7 +296,11 @@ describe('every way out leaves containerd running', () => {
   it('kill -9 of ctrdbg mid-recording: containerd untraced and serving within 5 s', async () => {
     const { child } = await startAttach(['--record', join(work, 'killed.jsonl')]);
     // Keep callers hitting the breakpoint while the client dies.
-    const load = execa('sh', ['-c', `for i in $(seq 1 30); do ctr -a ${sock} namespaces create ${unique('k9')}-$i; done`], { reject: false });
+    const load = execa(
+      'sh',
+      ['-c', `for i in $(seq 1 30); do ctr -a ${sock} namespaces create ${unique('k9')}-$i; done`],
+      { reject: false },
+    );
     await new Promise((r) => setTimeout(r, 700));
     child.kill('SIGKILL');
     await child;
@@ -197,7 +317,9 @@ describe('every way out leaves containerd running', () => {
     // Drop the connection on the node's side: every sshd process of the lab's sessions (the privileged
     // monitor and the unprivileged child that holds the socket and the commands' pipes).
     const sshdPid = Number(readFileSync(join(lab.dir, 'ssh/sshd.pid'), 'utf8'));
-    const tree = (await execa('ps', ['-e', '-o', 'pid=,ppid=,comm='])).stdout.split('\n').map((l) => l.trim().split(/\s+/));
+    const tree = (await execa('ps', ['-e', '-o', 'pid=,ppid=,comm='])).stdout
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
     const sessions = new Set<number>();
     let grew = true;
     while (grew) {
@@ -217,6 +339,30 @@ describe('every way out leaves containerd running', () => {
     const result = await child;
     expect(readSession(file).end?.reason).toBe('connection-lost');
     expect(String(result.stderr)).not.toContain('Error: ');
+    expect((await labStatus('default', env)).containerd.pid).toBe(lab.containerd.pid);
+  });
+});
+
+describe('ending under concurrent load, repeatedly (the SIGTRAP-after-detach class)', () => {
+  it('kill -9 and Ctrl-C while 8 callers keep hitting the breakpoint: the same containerd survives every round', async () => {
+    for (let round = 0; round < 6; round++) {
+      const { child } = await startAttach(['--record', join(work, `stress-${round}.jsonl`)]);
+      // 8 callers in a loop, so threads are at (or just executing) the int3 when the recording ends.
+      const load = execa(
+        'sh',
+        [
+          '-c',
+          `for w in $(seq 1 8); do (for i in $(seq 1 15); do ctr -a ${sock} namespaces create ${unique('st')}-$w-$i; done) & done; wait`,
+        ],
+        { reject: false },
+      );
+      await new Promise((r) => setTimeout(r, 600 + 150 * round));
+      child.kill(round % 2 === 0 ? 'SIGKILL' : 'SIGINT');
+      await child;
+      await healthyWithin(lab.containerd.pid, 5_000);
+      expect((await load).exitCode, `round ${round}`).toBe(0);
+      expect(tracerPid(lab.containerd.pid)).toBe(0);
+    }
     expect((await labStatus('default', env)).containerd.pid).toBe(lab.containerd.pid);
   });
 });
@@ -245,7 +391,10 @@ describe('bad input: a clear error and the node untouched', () => {
   it('a broken set file names the file and line', async () => {
     const dir = join(work, 'sets-broken');
     await execa('mkdir', ['-p', dir]);
-    await writeFile(join(dir, 'broken.yaml'), 'schema: ctrdbg.breakpoint-set/v1\nname: broken\nentries:\n  - name: x\n    candidates: [a.b\n');
+    await writeFile(
+      join(dir, 'broken.yaml'),
+      'schema: ctrdbg.breakpoint-set/v1\nname: broken\nentries:\n  - name: x\n    candidates: [a.b\n',
+    );
     const r = await ctrdbg(['attach', 'lab', '--sets-dir', dir, '--set', 'lab-create'], { env });
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toMatch(/broken\.yaml:\d+:\d+/);
@@ -287,10 +436,9 @@ describe('bad input: a clear error and the node untouched', () => {
   });
 
   it('sets check resolves lab-create and explains cri-create', async () => {
-    const { exitCode, data } = await ctrdbgJson<{ sets: { set: string; complete: boolean; notes: string[]; entries: { suggestions: string[] }[] }[] }>(
-      ['sets', 'check', 'lab', '--set', 'lab-create', '--set', 'cri-create'],
-      { env },
-    );
+    const { exitCode, data } = await ctrdbgJson<{
+      sets: { set: string; complete: boolean; notes: string[]; entries: { suggestions: string[] }[] }[];
+    }>(['sets', 'check', 'lab', '--set', 'lab-create', '--set', 'cri-create'], { env });
     expect(exitCode).toBe(0);
     const byName = Object.fromEntries(data.sets.map((s) => [s.set, s]));
     expect(byName['lab-create']?.complete, JSON.stringify(byName['lab-create'])).toBe(true);

@@ -29,19 +29,43 @@ let env: Record<string, string>;
 let lab: LabStatusJson;
 let work: string;
 
-async function fakeContainerd(name: string, options: { version?: string; arch?: string } = {}): Promise<string> {
+async function fakeContainerd(
+  name: string,
+  options: { version?: string; arch?: string } = {},
+): Promise<string> {
   const out = join(work, name);
-  await execa('go', ['build', '-gcflags=all=-N -l', '-ldflags', `-X main.version=${options.version ?? '1.6.20~ds1'}`, '-o', out, '.'], {
-    cwd: join(repoRoot, 'test/fixtures/fake-containerd'),
-    env: { GOFLAGS: '', GO111MODULE: 'on', CGO_ENABLED: '0', ...(options.arch ? { GOARCH: options.arch } : {}) },
-  });
+  await execa(
+    'go',
+    [
+      'build',
+      '-gcflags=all=-N -l',
+      '-ldflags',
+      `-X main.version=${options.version ?? '1.6.20~ds1'}`,
+      '-o',
+      out,
+      '.',
+    ],
+    {
+      cwd: join(repoRoot, 'test/fixtures/fake-containerd'),
+      env: {
+        GOFLAGS: '',
+        GO111MODULE: 'on',
+        CGO_ENABLED: '0',
+        ...(options.arch ? { GOARCH: options.arch } : {}),
+      },
+    },
+  );
   return out;
 }
 
 /** The node's observable state; a refused command must not change it. */
 async function nodeFacts() {
   const status = await labStatus('default', env);
-  return { pid: status.containerd.pid, sha: sha256(status.containerd.binary), serving: status.containerd.serving };
+  return {
+    pid: status.containerd.pid,
+    sha: sha256(status.containerd.binary),
+    serving: status.containerd.serving,
+  };
 }
 
 beforeAll(async () => {
@@ -71,7 +95,9 @@ describe('setup, doctor, restore on the lab', () => {
     expect(pid).not.toBe(lab.containerd.pid);
     expect(readlinkSync(`/proc/${pid}/exe`)).toBe(lab.containerd.binary);
     expect(sha256(`/proc/${pid}/exe`)).toBe(first.binary.sha256);
-    const verify = await ctrdbgJson<{ debuggable: boolean }>(['build', '--verify', `/proc/${pid}/exe`], { env });
+    const verify = await ctrdbgJson<{ debuggable: boolean }>(['build', '--verify', `/proc/${pid}/exe`], {
+      env,
+    });
     expect(verify.exitCode).toBe(0);
     expect(verify.data.debuggable).toBe(true);
     // The source roots the DWARF names exist at the same absolute paths on the node.
@@ -80,12 +106,28 @@ describe('setup, doctor, restore on the lab', () => {
   });
 
   it('doctor shows every check passing', async () => {
-    const { exitCode, data } = await ctrdbgJson<{ ok: boolean; checks: { id: string; status: string; detail: string }[] }>(['doctor', 'lab'], { env });
+    const { exitCode, data } = await ctrdbgJson<{
+      ok: boolean;
+      checks: { id: string; status: string; detail: string }[];
+    }>(['doctor', 'lab'], { env });
     expect(data.checks.filter((c) => c.status !== 'ok')).toEqual([]);
     expect(data.ok).toBe(true);
     expect(exitCode).toBe(0);
     expect(data.checks.map((c) => c.id)).toEqual(
-      expect.arrayContaining(['reachable', 'sudo', 'arch', 'service', 'socket', 'debuggable', 'version', 'dlv', 'ptrace', 'disk', 'shim', 'debug']),
+      expect.arrayContaining([
+        'reachable',
+        'sudo',
+        'arch',
+        'service',
+        'socket',
+        'debuggable',
+        'version',
+        'dlv',
+        'ptrace',
+        'disk',
+        'shim',
+        'debug',
+      ]),
     );
   });
 
@@ -119,7 +161,10 @@ describe('setup, doctor, restore on the lab', () => {
 describe('interrupted and failing setups leave a working containerd', () => {
   it('a client killed during the upload leaves the original running, and restore still works', async () => {
     const before = await nodeFacts();
-    const child = execa(process.execPath, [mainJs, 'setup', 'lab', '--skip-build'], { env: { ...env, NO_COLOR: '1' }, reject: false });
+    const child = execa(process.execPath, [mainJs, 'setup', 'lab', '--skip-build'], {
+      env: { ...env, NO_COLOR: '1' },
+      reject: false,
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no upload progress seen')), 120_000);
       child.stderr?.on('data', (d: Buffer) => {
@@ -186,16 +231,39 @@ describe('bad input: a clear error, a distinct exit code, and the node untouched
   });
 
   it('an unreachable host', async () => {
-    const r = await ctrdbg(['doctor', 'ssh://ctrdbglab@127.0.0.1:1', '--key', lab.ssh.keyPath, '--known-hosts', lab.ssh.knownHostsPath], { env });
+    const r = await ctrdbg(
+      [
+        'doctor',
+        'ssh://ctrdbglab@127.0.0.1:1',
+        '--key',
+        lab.ssh.keyPath,
+        '--known-hosts',
+        lab.ssh.knownHostsPath,
+      ],
+      { env },
+    );
     expect(r.exitCode).toBe(7);
-    const d = await ctrdbgJson<{ checks: { id: string; status: string }[] }>(['doctor', 'ssh://ctrdbglab@127.0.0.1:1', '--key', lab.ssh.keyPath], { env });
+    const d = await ctrdbgJson<{ checks: { id: string; status: string }[] }>(
+      ['doctor', 'ssh://ctrdbglab@127.0.0.1:1', '--key', lab.ssh.keyPath],
+      { env },
+    );
     expect(d.data.checks[0]).toMatchObject({ id: 'reachable', status: 'fail' });
   });
 
   it('a key the node refuses', async () => {
     const key = join(work, 'other_key');
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-    const r = await ctrdbg(['setup', `ssh://${lab.ssh.user}@127.0.0.1:${lab.ssh.port}`, '--key', key, '--known-hosts', lab.ssh.knownHostsPath], { env });
+    const r = await ctrdbg(
+      [
+        'setup',
+        `ssh://${lab.ssh.user}@127.0.0.1:${lab.ssh.port}`,
+        '--key',
+        key,
+        '--known-hosts',
+        lab.ssh.knownHostsPath,
+      ],
+      { env },
+    );
     expect(r.exitCode).toBe(8);
     await untouched();
   });
@@ -205,7 +273,17 @@ describe('bad input: a clear error, a distinct exit code, and the node untouched
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'fake_host')]);
     const pub = (await readFile(join(work, 'fake_host.pub'), 'utf8')).split(' ').slice(0, 2).join(' ');
     await writeFile(kh, `[127.0.0.1]:${lab.ssh.port} ${pub}\n`);
-    const r = await ctrdbg(['setup', `ssh://${lab.ssh.user}@127.0.0.1:${lab.ssh.port}`, '--key', lab.ssh.keyPath, '--known-hosts', kh], { env });
+    const r = await ctrdbg(
+      [
+        'setup',
+        `ssh://${lab.ssh.user}@127.0.0.1:${lab.ssh.port}`,
+        '--key',
+        lab.ssh.keyPath,
+        '--known-hosts',
+        kh,
+      ],
+      { env },
+    );
     expect(r.exitCode).toBe(9);
     await untouched();
   });

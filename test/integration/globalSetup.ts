@@ -3,13 +3,15 @@
  * kept in its own lab root so a developer's own labs are never touched. It is brought up once here
  * through the real CLI and brought down at the end.
  */
-import type { TestProject } from 'vitest/node';
+
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
 import { ctrdbg } from '../helpers/cli.js';
 
-export const TEST_LAB_ROOT = '/var/lib/ctrdbg/test-labs';
+/** Overridable so two runs on one machine (e.g. a slow suite under development) never share a lab. */
+export const TEST_LAB_ROOT = process.env.CTRDBG_TEST_LAB_ROOT || '/var/lib/ctrdbg/test-labs';
 /** Builds are cached across runs (Go's own cache makes a rebuild a link step); config is per run. */
 export const TEST_CACHE_DIR = '/var/lib/ctrdbg/test-cache';
 
@@ -27,7 +29,11 @@ export async function setup(project: TestProject): Promise<() => Promise<void>> 
   project.provide('labRoot', TEST_LAB_ROOT);
   project.provide('cacheDir', TEST_CACHE_DIR);
   project.provide('configDir', configDir);
-  const env = { CTRDBG_LAB_ROOT: TEST_LAB_ROOT, CTRDBG_CACHE_DIR: TEST_CACHE_DIR, CTRDBG_CONFIG_DIR: configDir };
+  const env = {
+    CTRDBG_LAB_ROOT: TEST_LAB_ROOT,
+    CTRDBG_CACHE_DIR: TEST_CACHE_DIR,
+    CTRDBG_CONFIG_DIR: configDir,
+  };
   // A lab that was already up (another run in progress, or a developer's) is left as it was.
   const before = await ctrdbg(['lab', 'status'], { env });
   const up = await ctrdbg(['lab', 'up'], { env });

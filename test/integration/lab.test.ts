@@ -35,7 +35,9 @@ describe('ctrdbg lab', () => {
   });
 
   it('comes up with a reachable sshd and a serving stock containerd', async () => {
-    const up = await ctrdbgJson<{ created: boolean; status: LabStatusJson }>(['lab', 'up', '--name', NAME], { env });
+    const up = await ctrdbgJson<{ created: boolean; status: LabStatusJson }>(['lab', 'up', '--name', NAME], {
+      env,
+    });
     expect(up.exitCode, up.stderr).toBe(0);
     first = up.data.status;
     expect(first.target).toBe(`lab:${NAME}`);
@@ -69,7 +71,10 @@ describe('ctrdbg lab', () => {
   });
 
   it('is idempotent: a second up changes nothing', async () => {
-    const again = await ctrdbgJson<{ created: boolean; status: LabStatusJson }>(['lab', 'up', '--name', NAME], { env });
+    const again = await ctrdbgJson<{ created: boolean; status: LabStatusJson }>(
+      ['lab', 'up', '--name', NAME],
+      { env },
+    );
     expect(again.exitCode).toBe(0);
     expect(again.data.created).toBe(false);
     expect(again.data.status.containerd.pid).toBe(first.containerd.pid);

@@ -19,14 +19,27 @@ let lab: LabStatusJson;
 let forwarder: Server;
 
 function node(name: string, controlPlane: boolean) {
-  return { Name: name, IP: '192.168.49.2', Port: controlPlane ? 8443 : 0, KubernetesVersion: 'v1.30.0', ContainerRuntime: 'containerd', ControlPlane: controlPlane, Worker: true };
+  return {
+    Name: name,
+    IP: '192.168.49.2',
+    Port: controlPlane ? 8443 : 0,
+    KubernetesVersion: 'v1.30.0',
+    ContainerRuntime: 'containerd',
+    ControlPlane: controlPlane,
+    Worker: true,
+  };
 }
 
 function profile(name: string, driver: string, runtime: string, nodes: ReturnType<typeof node>[]) {
   return {
     Name: name,
     Status: 'Running',
-    Config: { Name: name, Driver: driver, KubernetesConfig: { KubernetesVersion: 'v1.30.0', ClusterName: name, ContainerRuntime: runtime }, Nodes: nodes },
+    Config: {
+      Name: name,
+      Driver: driver,
+      KubernetesConfig: { KubernetesVersion: 'v1.30.0', ClusterName: name, ContainerRuntime: runtime },
+      Nodes: nodes,
+    },
     Active: name === 'minikube',
   };
 }
@@ -46,7 +59,13 @@ beforeAll(async () => {
     const machineDir = join(dir, '.minikube', 'machines', machine);
     await mkdir(machineDir, { recursive: true });
     await copyFile(lab.ssh.keyPath, join(machineDir, 'id_rsa'));
-    await writeFile(join(machineDir, 'config.json'), JSON.stringify({ ConfigVersion: 3, Driver: { MachineName: machine, SSHUser: lab.ssh.user, SSHPort: 22 } }));
+    await writeFile(
+      join(machineDir, 'config.json'),
+      JSON.stringify({
+        ConfigVersion: 3,
+        Driver: { MachineName: machine, SSHUser: lab.ssh.user, SSHPort: 22 },
+      }),
+    );
     machines[machine] = { ip, keyPath: join(machineDir, 'id_rsa'), hostKeyPub };
   }
   const config = {

@@ -23,7 +23,11 @@ beforeAll(async () => {
   src = await mkdtemp(join(tmpdir(), 'ctrdbg-sync-'));
   for (let d = 0; d < 5; d++) {
     await mkdir(join(src, `pkg${d}`, 'sub'), { recursive: true });
-    for (let f = 0; f < 20; f++) await writeFile(join(src, `pkg${d}`, f % 2 ? 'sub' : '', `file${f}.go`), `package pkg${d}\n// ${'x'.repeat(f * 100)}\n`);
+    for (let f = 0; f < 20; f++)
+      await writeFile(
+        join(src, `pkg${d}`, f % 2 ? 'sub' : '', `file${f}.go`),
+        `package pkg${d}\n// ${'x'.repeat(f * 100)}\n`,
+      );
   }
   await mkdir(join(src, '.git'));
   await writeFile(join(src, '.git', 'HEAD'), 'ref: refs/heads/main\n');
@@ -42,8 +46,12 @@ describe('syncTree', () => {
     expect(r.files).toBe(101);
     expect(r.sent).toBe(101);
     expect(r.deleted).toBe(0);
-    expect(await readFile(join(dest, 'pkg3/sub/file7.go'), 'utf8')).toBe(await readFile(join(src, 'pkg3/sub/file7.go'), 'utf8'));
-    const link = await host.execChecked(`readlink ${dest}/link.go; test -e ${dest}/.git && echo git || echo no-git`);
+    expect(await readFile(join(dest, 'pkg3/sub/file7.go'), 'utf8')).toBe(
+      await readFile(join(src, 'pkg3/sub/file7.go'), 'utf8'),
+    );
+    const link = await host.execChecked(
+      `readlink ${dest}/link.go; test -e ${dest}/.git && echo git || echo no-git`,
+    );
     expect(link.trim().split('\n')).toEqual(['pkg0/file0.go', 'no-git']);
   });
 

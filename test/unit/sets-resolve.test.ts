@@ -137,7 +137,10 @@ describe('resolveSet', () => {
     expect(result.complete).toBe(false);
     expect(result.entries[0]!.locations).toEqual([]);
     // The service whose noun is in the wanted name first; closures and the ctr client never.
-    expect(result.entries[0]!.suggestions).toEqual([`${P1}/services/containers.(*local).Create`, `${P1}/services/leases.(*local).Create`]);
+    expect(result.entries[0]!.suggestions).toEqual([
+      `${P1}/services/containers.(*local).Create`,
+      `${P1}/services/leases.(*local).Create`,
+    ]);
     expect(result.notes.join('\n')).toMatch(/no CRI in this binary/);
   });
 

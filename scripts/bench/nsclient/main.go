@@ -1,0 +1,86 @@
+// Command nsclient is ctrdbg's benchmark load: it calls containerd's namespaces service over its gRPC socket
+// and records each call's latency, so the cost a breakpoint adds to a real call can be measured without
+// process start-up noise. Built in GOPATH mode against Debian's containerd library source, like the lab.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
+)
+
+type result struct {
+	Op          string    `json:"op"`
+	Calls       int       `json:"calls"`
+	Concurrency int       `json:"concurrency"`
+	Errors      int       `json:"errors"`
+	DurationMs  float64   `json:"durationMs"`
+	LatenciesMs []float64 `json:"latenciesMs"`
+}
+
+func main() {
+	address := flag.String("address", "", "containerd socket")
+	calls := flag.Int("n", 100, "calls in total")
+	concurrency := flag.Int("c", 1, "callers at once")
+	op := flag.String("op", "get", "get (namespaces Get of \"default\") or create (a new namespace per call)")
+	prefix := flag.String("prefix", "bench", "name prefix for -op create")
+	out := flag.String("out", "", "write the JSON result here (default stdout)")
+	flag.Parse()
+
+	client, err := containerd.New(*address, containerd.WithTimeout(10*time.Second))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nsclient:", err)
+		os.Exit(1)
+	}
+	defer client.Close()
+	store := client.NamespaceService()
+	ctx := namespaces.WithNamespace(context.Background(), "default")
+
+	res := result{Op: *op, Calls: *calls, Concurrency: *concurrency, LatenciesMs: make([]float64, *calls)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan int)
+	start := time.Now()
+	for w := 0; w < *concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := time.Now()
+				var err error
+				if *op == "create" {
+					err = store.Create(ctx, fmt.Sprintf("%s-%d-%d", *prefix, os.Getpid(), i), nil)
+				} else {
+					_, err = store.Labels(ctx, "default")
+				}
+				ms := float64(time.Since(t).Microseconds()) / 1000
+				mu.Lock()
+				res.LatenciesMs[i] = ms
+				if err != nil {
+					res.Errors++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < *calls; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+	data, _ := json.Marshal(res)
+	if *out == "" {
+		fmt.Println(string(data))
+	} else if err := os.WriteFile(*out, data, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "nsclient:", err)
+		os.Exit(1)
+	}
+}
