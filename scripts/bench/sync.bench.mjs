@@ -46,7 +46,11 @@ async function ours() {
   });
   return { ms, bytes: value.wireBytes, sent: value.sent };
 }
-const reset = () => spawnSync('rm', ['-rf', base]);
+// rsync creates only the last path component; both start from an empty parent.
+const reset = () => {
+  spawnSync('rm', ['-rf', base]);
+  spawnSync('mkdir', ['-p', base]);
+};
 
 const rows = [];
 function compare(name, o, r, timeGoal, bytesGoal) {

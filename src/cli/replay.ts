@@ -17,7 +17,8 @@ export function registerReplay(program: Command): void {
       collect,
     )
     .option('--diff <a b...>', 'what changed between two hits of the same breakpoint')
-    .option('--html <out>', 'write a self-contained HTML timeline to OUT')
+    .option('--html <out>', 'write a self-contained HTML timeline to OUT (hits chosen by --filter)')
+    .option('--max-hits <n>', 'with --html: embed at most N hits (default 5000)', Number)
     .option('-i, --interactive', 'step through hits with next/prev/goto/filter/list (default on a terminal)')
     .option('--json', 'print the view as JSON')
     .action(action(async (file, opts) => (await import('../commands/replay.js')).replayCommand(file, opts)));

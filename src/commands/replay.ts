@@ -15,6 +15,7 @@ export interface ReplayOptions {
   diff?: string[];
   json?: boolean;
   html?: string;
+  maxHits?: number;
   interactive?: boolean;
 }
 
@@ -87,7 +88,10 @@ export async function replayCommand(
   try {
     if (options.html !== undefined) {
       const { writeHtmlReport } = await import('../replay/htmlReport.js');
-      return await writeHtmlReport(session, options.html, { filter: filterExprs });
+      return await writeHtmlReport(session, options.html, {
+        filter: filterExprs,
+        ...(options.maxHits !== undefined ? { maxHits: options.maxHits } : {}),
+      });
     }
     // On a terminal with no view asked for, the interactive mode; --filter alone is a (filtered) list.
     if (options.interactive || (io.isTTY && !options.json && !options.list && !filter)) {

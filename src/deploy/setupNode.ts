@@ -115,7 +115,7 @@ export async function setupNode(
         log.step(`syncing source ${root}`);
         const result = await syncTree(host, root, root, {
           onProgress: throttle((p) => {
-            if (p.phase === 'sending') log.info(`  ${p.done}/${p.total} files, ${formatBytes(p.bytes)}`);
+            if (p.phase === 'sending') log.info(`  ${formatBytes(p.done)} of ${formatBytes(p.total)}`);
           }),
         });
         log.step(

@@ -7,16 +7,14 @@
  * SSH channel into `tar -x`; files gone locally are deleted on the node. Nothing is sent when nothing
  * changed.
  */
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { lstat } from 'node:fs/promises';
 import { type Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { createGzip, gunzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { inputError, nodeError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
+import { run } from '../util/exec.js';
 
 export interface FileEntry {
   /** Path relative to the root, '/'-separated. */
@@ -56,40 +54,28 @@ export interface SyncResult {
 
 export const DEFAULT_EXCLUDES = ['.git', 'node_modules', '_output', '.cache'];
 
+/** `find` that prints what the quick check compares; run the same way locally and on the node. */
+function findCommand(root: string, excludeDirs: string[]): string {
+  const prune = excludeDirs.length
+    ? `\\( ${excludeDirs.map((d) => `-name ${shellQuote(d)}`).join(' -o ')} \\) -type d -prune -o`
+    : '';
+  return `cd ${shellQuote(root)} && find . ${prune} \\( -type f -o -type l \\) -printf '%y\\t%s\\t%T@\\t%P\\t%l\\n'`;
+}
+
+/** The local tree, listed by `find` (an order of magnitude faster than walking it from JavaScript). */
 export async function listLocalTree(
   root: string,
   excludeDirs: string[] = DEFAULT_EXCLUDES,
 ): Promise<Map<string, FileEntry>> {
-  const files = new Map<string, FileEntry>();
-  const skip = new Set(excludeDirs);
   const rootStat = await lstat(root).catch(() => undefined);
   if (!rootStat?.isDirectory())
     throw inputError(`${root} is not a directory.`, { hint: 'Pass the source tree with --src DIR.' });
-  async function walk(dir: string, rel: string): Promise<void> {
-    const entries = await readdir(dir, { withFileTypes: true });
-    for (const entry of entries) {
-      const abs = join(dir, entry.name);
-      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) {
-        if (!skip.has(entry.name)) await walk(abs, relPath);
-      } else if (entry.isFile() || entry.isSymbolicLink()) {
-        const st = await lstat(abs);
-        const file: FileEntry = {
-          path: relPath,
-          size: st.size,
-          mtime: Math.floor(st.mtimeMs / 1000),
-          mode: st.mode & 0o7777,
-        };
-        if (entry.isSymbolicLink()) file.link = await readlink(abs);
-        files.set(relPath, file);
-      }
-    }
-  }
-  await walk(root, '');
-  return files;
+  const r = await run('sh', ['-c', findCommand(root, excludeDirs)], { maxBuffer: 1 << 30, timeout: 300_000 });
+  if (r.exitCode !== 0) throw inputError(`Could not list ${root}: ${r.stderr.trim()}`);
+  return parseRemoteListing(r.stdout);
 }
 
-/** Parses `find -printf '%y\t%s\t%T@\t%P\t%l\n'` output. */
+/** Parses `find -printf '%y\\t%s\\t%T@\\t%P\\t%l\\n'` output. */
 export function parseRemoteListing(text: string): Map<string, FileEntry> {
   const files = new Map<string, FileEntry>();
   for (const line of text.split('\n')) {
@@ -137,10 +123,7 @@ async function remoteListing(
   remoteRoot: string,
   excludeDirs: string[],
 ): Promise<{ files: Map<string, FileEntry>; wire: number }> {
-  const prune = excludeDirs.length
-    ? `\\( ${excludeDirs.map((d) => `-name ${shellQuote(d)}`).join(' -o ')} \\) -type d -prune -o`
-    : '';
-  const command = `if [ -d ${shellQuote(remoteRoot)} ]; then cd ${shellQuote(remoteRoot)} && find . ${prune} \\( -type f -o -type l \\) -printf '%y\\t%s\\t%T@\\t%P\\t%l\\n' | gzip -1 | base64 -w0; fi`;
+  const command = `if [ -d ${shellQuote(remoteRoot)} ]; then ${findCommand(remoteRoot, excludeDirs)} | gzip -1 | base64 -w0; fi`;
   const r = await host.exec(command, { sudo: true, timeoutMs: 300_000 });
   if (r.code !== 0) throw nodeError(`Could not list ${remoteRoot} on the node: ${r.stderr.trim()}`);
   const wire = r.stdout.length + command.length;
@@ -167,43 +150,47 @@ export async function syncTree(
   let sentBytes = 0;
 
   if (plan.send.length) {
-    const tar = pack();
+    // System tar packs the files (C, reading them efficiently); JavaScript only moves the bytes into the
+    // channel. Paths come NUL-separated on tar's stdin, so any file name is safe.
     const counter = new Counter();
+    const tar = spawn(
+      'tar',
+      ['-c', '--null', '--no-recursion', '--numeric-owner', '--owner=0', '--group=0', '-T', '-', '-f', '-'],
+      {
+        cwd: localRoot,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let tarErr = '';
+    tar.stderr.on('data', (d: Buffer) => {
+      tarErr += d.toString();
+    });
+    const tarExit = new Promise<number | null>((resolve) => tar.on('close', (code) => resolve(code)));
+    tar.stdin.end(`${plan.send.map((f) => f.path).join('\0')}\0`);
+    let reported = 0;
     const total = plan.send.reduce((n, f) => n + f.size, 0);
-    const feed = (async () => {
-      let done = 0;
-      for (const file of plan.send) {
-        const header = {
-          name: file.path,
-          mode: file.mode,
-          mtime: new Date(file.mtime * 1000),
-          uid: 0,
-          gid: 0,
-        };
-        if (file.link !== undefined) {
-          tar.entry({ ...header, type: 'symlink', linkname: file.link });
-        } else {
-          const entry = tar.entry({ ...header, size: file.size, type: 'file' });
-          await pipeline(createReadStream(join(localRoot, file.path)), entry);
-        }
-        sentBytes += file.size;
-        done++;
-        options.onProgress?.({ phase: 'sending', done, total: plan.send.length, bytes: sentBytes });
+    counter.on('data', () => {
+      if (counter.bytes - reported >= 8 << 20) {
+        reported = counter.bytes;
+        options.onProgress?.({
+          phase: 'sending',
+          done: Math.min(counter.bytes, total),
+          total,
+          bytes: counter.bytes,
+        });
       }
-      tar.finalize();
-    })();
+    });
     const body: Readable = options.compress
-      ? tar.pipe(createGzip({ level: 1 })).pipe(counter)
-      : tar.pipe(counter);
+      ? tar.stdout.pipe(createGzip({ level: 1 })).pipe(counter)
+      : tar.stdout.pipe(counter);
     const untar = `mkdir -p ${shellQuote(remoteRoot)} && tar -x${options.compress ? 'z' : ''} --no-same-owner -f - -C ${shellQuote(remoteRoot)}`;
-    const [result] = await Promise.all([
-      host.pipeTo(untar, body, { sudo: true, timeoutMs: 1_800_000 }),
-      feed,
-    ]);
+    const result = await host.pipeTo(untar, body, { sudo: true, timeoutMs: 1_800_000 });
+    const code = await tarExit;
+    if (code !== 0) throw inputError(`Packing the source tree failed: ${tarErr.trim()}`);
     if (result.code !== 0)
       throw nodeError(`Unpacking the source tree on the node failed: ${result.stderr.trim()}`);
+    sentBytes = total;
     wireBytes += counter.bytes + untar.length;
-    void total;
   }
 
   if (plan.remove.length) {

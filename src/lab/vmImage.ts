@@ -40,7 +40,6 @@ export const VM_PACKAGES = [
   'iproute2',
   'procps',
   'ca-certificates',
-  'golang-github-containerd-containerd-dev',
 ];
 
 export interface VmImagePaths {
@@ -108,17 +107,6 @@ export async function debianMirror(): Promise<string> {
   });
 }
 
-/** The apt sources the image's chroot uses to align versions: the same suites this machine uses. */
-async function chrootSources(mirror: string): Promise<string> {
-  const security = mirror.replace(/\/debian\/?$/, '/debian-security');
-  return [
-    `deb ${mirror} ${VM_SUITE} main`,
-    `deb ${mirror} ${VM_SUITE}-updates main`,
-    `deb ${security} ${VM_SUITE}-security main`,
-    '',
-  ].join('\n');
-}
-
 const elapsed = (start: number) => {
   const s = Math.round((Date.now() - start) / 1000);
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
@@ -183,60 +171,26 @@ async function chroot(rootfs: string, args: string[], what: string, timeout = 60
 }
 
 /**
- * Makes the image's Go source packages the exact versions this machine has (same files, same mtimes), so
- * setup's quick check (size + mtime) finds /usr/share/gocode/src unchanged. debootstrap only knows the base
- * suite; this machine may have point-release or security versions. Best effort: a version the archive no
- * longer serves leaves the sync to send the difference.
+ * Puts this machine's Debian Go source tree (/usr/share/gocode/src, which the lab tree builds from) into the
+ * image with its mtimes, so setup's quick check (size + mtime) finds it unchanged on the node and does not push
+ * ~390 MB through QEMU's emulated network. Copying beats installing the ~100 golang-*-dev packages with
+ * debootstrap (minutes) and matches this machine's versions exactly.
  */
-async function alignGocode(rootfs: string, mirror: string, log: Logger): Promise<VmImageRecord['gocode']> {
-  const wanted = await hostGocodePackages();
-  if (wanted.length === 0) return { aligned: [], note: 'no Go source packages on this machine' };
-  const installed = new Set(
-    (await chroot(rootfs, ['dpkg-query', '-W', '-f', DPKG_NAME_VERSION], 'dpkg-query'))
-      .split('\n')
-      .filter(Boolean),
-  );
-  const missing = wanted.filter((p) => !installed.has(p));
-  if (missing.length === 0) return { aligned: wanted };
-  return longStep(
-    log,
-    `aligning ${missing.length} Go source packages with this machine's versions`,
-    async () => {
-      await writeFile(join(rootfs, 'etc/apt/sources.list'), await chrootSources(mirror));
-      // Name resolution for apt inside the chroot only; the booted VM gets QEMU's resolver below.
-      await copyFile('/etc/resolv.conf', join(rootfs, 'etc/resolv.conf'));
-      try {
-        await chroot(rootfs, ['apt-get', 'update', '-qq'], 'apt-get update');
-        const result = await run(
-          'chroot',
-          [
-            rootfs,
-            'apt-get',
-            'install',
-            '-y',
-            '-qq',
-            '--no-install-recommends',
-            '--allow-downgrades',
-            ...missing,
-          ],
-          {
-            timeout: 900_000,
-            env: { DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-          },
-        );
-        if (result.exitCode !== 0) {
-          const note = `apt-get could not install every version (${result.stderr.trim().split('\n').slice(-2).join(' | ')})`;
-          log.warn(`${note}; setup will send the differing source files`);
-          return { aligned: [], note };
-        }
-        return { aligned: missing };
-      } finally {
-        await chroot(rootfs, ['apt-get', 'clean'], 'apt-get clean').catch(() => '');
-        await rm(join(rootfs, 'var/lib/apt/lists'), { recursive: true, force: true });
-        await mkdir(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true });
-      }
-    },
-  );
+async function copyGocode(rootfs: string, log: Logger): Promise<VmImageRecord['gocode']> {
+  const src = '/usr/share/gocode/src';
+  if (!(await exists(src))) return { aligned: [], note: `${src} is not on this machine` };
+  return longStep(log, `copying ${src} into the image`, async () => {
+    await mkdir(join(rootfs, 'usr/share/gocode'), { recursive: true });
+    await runChecked(
+      'cp',
+      ['-a', src, join(rootfs, 'usr/share/gocode/')],
+      (d) => environmentError(`copying ${src} failed: ${d}`),
+      {
+        timeout: 600_000,
+      },
+    );
+    return { aligned: await hostGocodePackages() };
+  });
 }
 
 async function write(rootfs: string, path: string, content: string, mode = 0o644): Promise<void> {
@@ -379,8 +333,8 @@ export async function buildVmImage(
       ),
   );
 
-  log.step('[2/5] Go source packages');
-  const gocode = await alignGocode(paths.rootfs, mirror, log);
+  log.step('[2/5] Go source tree');
+  const gocode = await copyGocode(paths.rootfs, log);
 
   log.step(`[3/5] configuring: user ${VM_USER}, sudo, key-only sshd, network, services`);
   await configureRootfs(paths, options.hostname);

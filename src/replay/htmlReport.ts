@@ -13,12 +13,17 @@ import { inputError } from '../errors.js';
 import type { SessionFile } from '../record/sessionFile.js';
 import type { HitRecord } from '../record/sessionFormat.js';
 import { formatBytes } from '../util/output.js';
-import { summaryView } from './terminal.js';
+import { parseFilter, selectHits, summaryView } from './terminal.js';
 
 export interface HtmlReportOptions {
-  /** Initial content of the page's filter box (same language as --filter). */
+  /** Hits to embed, as --filter selects them; also the initial content of the page's filter box. */
   filter?: string[];
+  /** At most this many hits are embedded (the page stays usable and small); the rest are named, not shown. */
+  maxHits?: number;
 }
+
+/** A page with more hits than this gets slow to open and large to share; narrow it with --filter instead. */
+export const DEFAULT_HTML_MAX_HITS = 5000;
 
 /** JSON that is safe inside <script>: no `</script>`, no `<!--`, no U+2028/2029 surprises. */
 export function jsonForScript(value: unknown): string {
@@ -36,8 +41,19 @@ export function escapeHtml(text: string): string {
 
 export function renderHtmlReport(session: SessionFile, options: HtmlReportOptions = {}): string {
   const summary = summaryView(session).data;
-  const hits: HitRecord[] = [...session.hits()];
-  const payload = { summary, hits, filter: (options.filter ?? []).join(', ') };
+  const max = options.maxHits ?? DEFAULT_HTML_MAX_HITS;
+  const selected = selectHits(
+    session.meta(),
+    options.filter?.length ? parseFilter(options.filter) : undefined,
+  );
+  const hits: HitRecord[] = selected.slice(0, max).map((i) => session.readHitAt(i));
+  const notice =
+    selected.length > hits.length
+      ? `showing the first ${hits.length} of ${selected.length} matching hits (of ${session.hitCount}); narrow with --filter or raise --max-hits`
+      : selected.length < session.hitCount
+        ? `showing the ${selected.length} hits that match --filter (of ${session.hitCount})`
+        : '';
+  const payload = { summary, hits, filter: '', notice };
   const title = `ctrdbg replay — ${summary.target.spec} — ${summary.hits} hits`;
   return `<!doctype html>
 <html lang="en">
@@ -80,6 +96,11 @@ export async function writeHtmlReport(
   options: HtmlReportOptions = {},
 ): Promise<CommandOutput<{ file: string; out: string; hits: number; bytes: number }>> {
   const html = renderHtmlReport(session, options);
+  const matching = selectHits(
+    session.meta(),
+    options.filter?.length ? parseFilter(options.filter) : undefined,
+  ).length;
+  const embedded = Math.min(matching, options.maxHits ?? DEFAULT_HTML_MAX_HITS);
   try {
     await writeFile(out, html, { mode: 0o600 });
   } catch (error) {
@@ -87,8 +108,8 @@ export async function writeHtmlReport(
   }
   const bytes = Buffer.byteLength(html);
   return {
-    data: { file: session.path, out, hits: session.hitCount, bytes },
-    text: `wrote ${out} (${session.hitCount} hits, ${formatBytes(bytes)}); open it in a browser, it needs no network`,
+    data: { file: session.path, out, hits: embedded, bytes },
+    text: `wrote ${out} (${embedded} hits, ${formatBytes(bytes)}); open it in a browser, it needs no network`,
   };
 }
 
@@ -203,6 +224,7 @@ const SCRIPT = `
       summary.hits + ' hits',
       summary.end ? 'end: ' + summary.end.reason : 'no end record',
     ];
+    if (data.notice) parts.push(data.notice);
     if (summary.truncated) parts.push('truncated last line skipped');
     meta.textContent = parts.join(' · ');
   }

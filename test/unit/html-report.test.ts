@@ -10,7 +10,8 @@ import { pathToFileURL } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayCommand } from '../../src/commands/replay.js';
-import { jsonForScript } from '../../src/replay/htmlReport.js';
+import { openSessionFile } from '../../src/record/sessionFile.js';
+import { jsonForScript, renderHtmlReport } from '../../src/replay/htmlReport.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const sample = join(root, 'test', 'fixtures', 'sessions', 'sample.jsonl');
@@ -24,6 +25,30 @@ describe('jsonForScript', () => {
     const text = jsonForScript({ s: HOSTILE });
     expect(text).not.toMatch(/<|>|\u2028/);
     expect(JSON.parse(text)).toEqual({ s: HOSTILE });
+  });
+});
+
+describe('what the page embeds', () => {
+  const embedded = (html: string) =>
+    JSON.parse(/<script type="application\/json" id="session-data">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? 'null') as {
+      hits: { seq: number; breakpoint: { set: string } }[];
+      notice: string;
+    };
+
+  it('embeds only the hits --filter selects, and says so', () => {
+    const session = openSessionFile(sample);
+    const data = embedded(renderHtmlReport(session, { filter: ['set=tasks-create'] }));
+    expect(data.hits.length).toBeGreaterThan(0);
+    expect(data.hits.every((h) => h.breakpoint.set === 'tasks-create')).toBe(true);
+    expect(data.notice).toBe(`showing the ${data.hits.length} hits that match --filter (of 12)`);
+  });
+
+  it('caps the page at --max-hits, naming what was left out', () => {
+    const session = openSessionFile(sample);
+    const data = embedded(renderHtmlReport(session, { maxHits: 5 }));
+    expect(data.hits.map((h) => h.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(data.notice).toBe('showing the first 5 of 12 matching hits (of 12); narrow with --filter or raise --max-hits');
+    expect(embedded(renderHtmlReport(session)).notice).toBe('');
   });
 });
 
