@@ -30,7 +30,9 @@ describe('jsonForScript', () => {
 
 describe('what the page embeds', () => {
   const embedded = (html: string) =>
-    JSON.parse(/<script type="application\/json" id="session-data">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? 'null') as {
+    JSON.parse(
+      /<script type="application\/json" id="session-data">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? 'null',
+    ) as {
       hits: { seq: number; breakpoint: { set: string } }[];
       notice: string;
     };
@@ -47,7 +49,9 @@ describe('what the page embeds', () => {
     const session = openSessionFile(sample);
     const data = embedded(renderHtmlReport(session, { maxHits: 5 }));
     expect(data.hits.map((h) => h.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(data.notice).toBe('showing the first 5 of 12 matching hits (of 12); narrow with --filter or raise --max-hits');
+    expect(data.notice).toBe(
+      'showing the first 5 of 12 matching hits (of 12); narrow with --filter or raise --max-hits',
+    );
     expect(embedded(renderHtmlReport(session)).notice).toBe('');
   });
 });
