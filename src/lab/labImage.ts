@@ -104,7 +104,11 @@ export async function buildLabImage(dir: string): Promise<string> {
   return archive;
 }
 
-/** Imports the lab image into containerd's default namespace unless it is there already. */
+/**
+ * Imports the lab image into containerd's default namespace unless it is there already. The manifest's
+ * org.opencontainers.image.ref.name annotation names it; --index-name would add a second image for the index
+ * digest, which ctr 1.6 intermittently fails to find on a fresh content store.
+ */
 export async function importLabImage(socket: string, archive: string): Promise<void> {
   const listed = await run('ctr', ['-a', socket, 'images', 'ls', '-q'], { timeout: 30_000 });
   if (listed.stdout.split('\n').includes(LAB_IMAGE)) return;
@@ -112,7 +116,7 @@ export async function importLabImage(socket: string, archive: string): Promise<v
     throw environmentError(`The lab image archive ${archive} is missing.`);
   await runChecked(
     'ctr',
-    ['-a', socket, 'images', 'import', '--index-name', LAB_IMAGE, archive],
+    ['-a', socket, 'images', 'import', archive],
     (d) => environmentError(`Importing the lab image failed: ${d}`),
     { timeout: 120_000 },
   );
