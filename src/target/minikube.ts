@@ -107,7 +107,7 @@ export function selectNode(
   };
 }
 
-/** `docker port M 22` prints e.g. "0.0.0.0:32772" and "[::]:32772"; any line's port will do. */
+/** `docker port M 22` prints one ADDRESS:PORT line per published address (IPv4 and IPv6); any line's port will do. */
 export function parseDockerPort(output: string): number | undefined {
   for (const line of output.split('\n')) {
     const m = /:(\d+)\s*$/.exec(line.trim());
