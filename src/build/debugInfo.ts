@@ -1,13 +1,10 @@
-/**
- * Is this containerd binary debuggable? Combines what the ELF says (arch, stripped, DWARF, Go build info)
- * with what each compile unit's DWARF producer says about its compiler flags, and with the local Delve's
- * supported Go range. `ctrdbg build` runs it on every binary it makes; `ctrdbg build --verify` on any.
- */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { execa } from 'execa';
 import { environmentError, inputError } from '../errors.js';
+import { sha256File } from '../util/fsx.js';
+
+export { sha256File };
+
 import {
   ElfFormatError,
   type GoBuildInfo,
@@ -185,12 +182,6 @@ export async function localDelveVersion(): Promise<string | undefined> {
 }
 
 /* ------------------------------------------------------------------ the report */
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 async function readCompileUnits(path: string): Promise<CompileUnit[]> {
   try {

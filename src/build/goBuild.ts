@@ -15,7 +15,11 @@ import ora from 'ora';
 import { z } from 'zod';
 import { projectRoot } from '../config.js';
 import { buildError, environmentError, inputError, usageError } from '../errors.js';
+import { shellQuote } from '../target/remoteHost.js';
 import type { Logger } from '../util/output.js';
+
+/** The one POSIX quoting ctrdbg has; re-exported for this module's callers. */
+export { shellQuote };
 
 export const LAB_TREE_MARKER = 'ctrdbg-tree.json';
 /** The lab's main package import path inside its GOPATH tree. */
@@ -173,12 +177,6 @@ export interface BuildPlan {
   outputBinary: string;
   /** A copy-pasteable shell line. */
   display: string;
-}
-
-export function shellQuote(word: string): string {
-  if (word === '') return "''";
-  if (/^[\w@%+=:,./~-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /** Go's -ldflags parser splits on spaces but honours quotes, so values with spaces need them. */

@@ -4,6 +4,7 @@
  */
 import { execa, type Options } from 'execa';
 import { environmentError } from '../errors.js';
+import { shellJoin } from '../target/remoteHost.js';
 import { createLogger } from './output.js';
 
 const log = createLogger();
@@ -24,9 +25,7 @@ const providers: Record<string, string> = {
 };
 
 export function commandLine(file: string, args: readonly string[]): string {
-  return [file, ...args]
-    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
-    .join(' ');
+  return shellJoin([file, ...args]);
 }
 
 export interface RunResult {

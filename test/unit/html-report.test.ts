@@ -3,7 +3,7 @@
  * it renders offline, clicking a hit shows its variables, the filter narrows, hostile recorded strings stay
  * text. A screenshot is written to .out/replay-timeline.png.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
