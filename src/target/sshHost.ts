@@ -500,6 +500,16 @@ class SessionSlots {
   }
 }
 
+/** How a remote command ended, filled in by ssh2's `exit` event (exit-status or exit-signal). */
+interface ExitStatus {
+  exit?: { code: number | null; signal?: string };
+}
+
+interface OpenedChannel {
+  channel: ClientChannel;
+  status: ExitStatus;
+}
+
 interface ChannelRun {
   /** Bytes for stdin, or a stream piped into it; stdin is closed afterwards either way. */
   input?: string | Buffer | Readable;
@@ -596,8 +606,16 @@ class SshRemoteHost implements RemoteHost {
     return result;
   }
 
-  /** Opens an exec channel, waiting for a session slot; the slot is freed when the channel closes. */
-  private async openSession(line: string, waitMs: number): Promise<ClientChannel> {
+  /**
+   * Opens an exec channel, waiting for a session slot; the slot is freed when the channel closes.
+   *
+   * The exit status is captured inside ssh2's callback, synchronously: ssh2 parses every packet of one TCP read
+   * in one go, so for a short command the server's data, EOF, exit-status and close can all be processed before
+   * the promise continuation of an `await` runs. An `exit` listener attached after that await misses the event
+   * (the close itself waits for the buffered output to be read, so it still arrives); that was the "ended
+   * without an exit status" that failed healthy commands about once in 25 on a fresh connection.
+   */
+  private async openSession(line: string, waitMs: number): Promise<OpenedChannel> {
     for (;;) {
       if (this.closed || this.closing) throw this.notConnected();
       const slot = await this.slots.acquire(waitMs, () =>
@@ -609,19 +627,26 @@ class SshRemoteHost implements RemoteHost {
         ),
       );
       try {
-        const channel = await this.oneAtATime(
+        const opened = await this.oneAtATime(
           () =>
-            new Promise<ClientChannel>((resolve, reject) => {
+            new Promise<OpenedChannel>((resolve, reject) => {
               try {
-                this.client.exec(line, (error, channel) => (error ? reject(error) : resolve(channel)));
+                this.client.exec(line, (error, channel) => {
+                  if (error) return reject(error);
+                  const status: ExitStatus = {};
+                  channel.on('exit', (code: number | null, signal?: string) => {
+                    status.exit = signal ? { code, signal } : { code };
+                  });
+                  resolve({ channel, status });
+                });
               } catch (error) {
                 reject(error);
               }
             }),
         );
         slot.opened();
-        channel.once('close', slot.release);
-        return channel;
+        opened.channel.once('close', slot.release);
+        return opened;
       } catch (error) {
         slot.release();
         if (isChannelRefusal(error) && this.slots.shrink()) continue;
@@ -658,8 +683,9 @@ class SshRemoteHost implements RemoteHost {
       }
     };
     let channel: ClientChannel;
+    let status: ExitStatus;
     try {
-      channel = await this.openSession(line, run.timeoutMs ?? SESSION_WAIT_MS);
+      ({ channel, status } = await this.openSession(line, run.timeoutMs ?? SESSION_WAIT_MS));
     } catch (error) {
       dropSource();
       throw error;
@@ -667,7 +693,6 @@ class SshRemoteHost implements RemoteHost {
     return new Promise<ExecResult>((resolve, reject) => {
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
-      let exit: { code: number | null; signal?: string } | undefined;
       let failure: Error | undefined;
       let settled = false;
       const timers: (NodeJS.Timeout | undefined)[] = [];
@@ -679,19 +704,20 @@ class SshRemoteHost implements RemoteHost {
         relay?.unpipe(channel);
         dropSource();
         if (failure) return reject(failure);
+        const exit = status.exit;
         if (!exit) {
+          // The server closed the channel without saying how the command ended: the session died under it
+          // (its sshd process killed, the connection going away). The command's outcome is unknown.
           return reject(
-            this.closed
-              ? unreachableError(
-                  `Lost the SSH connection to ${describe(this.endpoint)} while running ${run.what}.`,
-                  {
-                    hint: 'Check that the node is still up, then run the command again.',
-                    cause: this.lastError,
-                  },
-                )
-              : nodeError(`${run.what} ended on ${this.endpoint.label} without an exit status.`, {
-                  hint: 'The remote command may have been killed; check the node.',
-                }),
+            unreachableError(
+              this.closed
+                ? `Lost the SSH connection to ${describe(this.endpoint)} while running ${run.what}.`
+                : `The SSH session running ${run.what} on ${describe(this.endpoint)} ended without an exit status: its channel died, so the command's outcome is unknown.`,
+              {
+                hint: 'Check that the node is still up (its sshd and free memory), then run the command again.',
+                cause: this.lastError,
+              },
+            ),
           );
         }
         const signalNumber = exit.signal ? osConstants.signals[exit.signal as NodeJS.Signals] : undefined;
@@ -762,9 +788,6 @@ class SshRemoteHost implements RemoteHost {
         touch();
       });
       channel.on('error', (error: Error) => abort(error));
-      channel.on('exit', (code: number | null, signal?: string) => {
-        exit = signal ? { code, signal } : { code };
-      });
       channel.on('close', settle);
       if (relay) {
         onSourceError = (error) =>
@@ -838,13 +861,9 @@ class SshRemoteHost implements RemoteHost {
   async spawn(command: string, options: { sudo?: boolean } = {}): Promise<RemoteProcess> {
     const line = remoteCommandLine(command, options);
     this.logCommand(line);
-    const channel = await this.openSession(line, SESSION_WAIT_MS);
+    const { channel, status } = await this.openSession(line, SESSION_WAIT_MS);
     const exited = new Promise<{ code: number | null; signal?: string }>((resolve) => {
-      let exit: { code: number | null; signal?: string } = { code: null };
-      channel.on('exit', (code: number | null, signal?: string) => {
-        exit = signal ? { code, signal } : { code };
-      });
-      channel.on('close', () => resolve(exit));
+      channel.on('close', () => resolve(status.exit ?? { code: null }));
     });
     // An 'error' on the channel with no listener would crash the process; the caller learns of the
     // end through `exited` and the stream's own close.

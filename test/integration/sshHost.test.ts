@@ -154,6 +154,25 @@ describe('exec', () => {
     },
   );
 
+  it('returns the exit status of every short command on fresh connections (no lost exit event)', async () => {
+    // A short command's data, EOF, exit-status and close can arrive in one TCP read, right behind the channel
+    // confirmation. Before the fix about 1 in 25 of these lost their status ("ended without an exit status").
+    let done = 0;
+    for (let round = 0; round < 40; round++) {
+      const hosts = await Promise.all([connectHost(endpoint), connectHost(endpoint)]);
+      try {
+        const results = await Promise.all(
+          hosts.flatMap((h) => [h.exec('echo $PPID'), h.exec('exit 3'), h.exec('true')]),
+        );
+        expect(results.map((r) => r.code)).toEqual([0, 3, 0, 0, 3, 0]);
+        done += results.length;
+      } finally {
+        await Promise.all(hosts.map((h) => h.close()));
+      }
+    }
+    expect(done).toBe(240);
+  });
+
   it('queues commands beyond the server session limit (MaxSessions 10)', async () => {
     const runs = Array.from({ length: 25 }, (_, i) => host.execChecked(`sleep 0.3; echo ${i}`));
     const outputs = await Promise.all(runs);
