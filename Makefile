@@ -11,6 +11,7 @@ build: deps
 
 lint: deps
 	@npx biome check src test
+	@cd node-agent && GOFLAGS=-mod=mod GOPROXY=off go vet ./...
 
 format: deps
 	@npx biome format --write src test

@@ -111,10 +111,14 @@ export function isRedacted(expr: string, redact: readonly string[]): boolean {
 }
 
 function normalizeExpr(expr: string): string {
-  return expr
-    .replace(/\s+/g, '')
-    .replace(/^\(+|\)+$/g, '')
-    .replace(/^\*+/, '');
+  return (
+    expr
+      .replace(/\s+/g, '')
+      .replace(/^\(+|\)+$/g, '')
+      .replace(/^\*+/, '')
+      // A map key with or without quotes: m["k"] and m[k] are one path.
+      .replace(/\["([^"\]]*)"\]/g, '[$1]')
+  );
 }
 
 /**

@@ -28,13 +28,22 @@ export function registerAttach(program: Command): void {
   )
     .option('--set <name>', 'breakpoint set to arm (repeatable): ctrdbg sets list', collect, [])
     .option('--sets-dir <dir>', 'also read breakpoint sets from this directory')
-    .option('--record <file>', 'write the hits to this session file (JSONL, mode 0600)')
+    .option('--record <file>', 'write the hits to this session file (JSONL, mode 0600; never overwrites)')
+    .option('--force', 'with --record: replace an existing file')
     .option('--trigger <command>', 'run this shell command once armed; stop when it ends')
     .option('--trigger-on-node', 'run the trigger on the node (through sudo) instead of locally')
     .option('--max-hits <n>', 'stop after this many hits', positiveInt)
-    .option('--duration <d>', 'stop after this long (e.g. 30s, 5m)', parseDuration)
+    .option(
+      '--duration <d>',
+      'stop after this long (e.g. 30s, 5m), the trigger and an --interactive hand-over included',
+      parseDuration,
+    )
     .option('--interactive', 'stop at the first hit and hand over to dlv connect / VS Code until Ctrl-C')
-    .option('--port <port>', 'local port for --interactive (default: any free one)', Number)
+    .option(
+      '--port <port>',
+      'local port for --interactive, bound before attaching (default: any free one)',
+      Number,
+    )
     .option(
       '--vscode-dir <dir>',
       'where --interactive writes .vscode/launch.json (default: the current directory)',

@@ -1,12 +1,12 @@
 /** `ctrdbg attach` and `ctrdbg sets check`: rendering around src/record/attachSession.ts. */
 
+import { type AttachOptions, type AttachResult, runAttach } from '../attach/run.js';
 import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
 import type { CommandOutput } from '../cli/run.js';
 import { ensureAgent, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
 import { probeNode } from '../deploy/probe.js';
-import { nodeError } from '../errors.js';
-import { type AttachOptions, type AttachResult, attachSession } from '../record/attachSession.js';
+import { ExitCode, nodeError } from '../errors.js';
 import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
 import { connectHost } from '../target/sshHost.js';
@@ -39,8 +39,10 @@ export async function attachCommand(
 ): Promise<CommandOutput<AttachResult>> {
   const log = createLogger({ quiet: options.json });
   const print = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
-  const result = await attachSession(spec, options, log, {
+  const result = await runAttach(spec, options, log, {
     onHit: (hit) => print(hitLine(hit)),
+    // The hand-over instructions are what the user acts on: always on stderr, --json or not.
+    onHandover: ({ text }) => process.stderr.write(`${text}\n`),
     onArmed: ({ armed, haltWindowMs }) =>
       log.step(
         `${armed} breakpoints armed; containerd was paused ${Math.round(haltWindowMs)} ms to arm them`,
@@ -48,14 +50,33 @@ export async function attachCommand(
   });
   const rows = Object.entries(result.perBreakpoint).map(([name, n]) => [name, String(n)]);
   const ok = result.detached && result.containerd.serving && !result.containerd.traced;
+  const held =
+    result.maxStoppedMs >= 1000
+      ? `${(result.maxStoppedMs / 1000).toFixed(1)} s`
+      : `${result.maxStoppedMs} ms`;
+  const handover = result.interactive;
+  const trigger = result.trigger;
   const text = [
     '',
-    `${result.hits} hits in ${result.stops} stops (${result.reason}${result.message ? `: ${result.message}` : ''}); longest stop ${result.maxStoppedMs} ms`,
+    `${result.hits} hits in ${result.stops} stops (${result.reason}${result.message ? `: ${result.message}` : ''}); containerd held stopped ${held} at most${handover ? ' (hand-over included)' : ''}`,
     ...(rows.length ? [formatTable(rows.map((r) => [`  ${r[0]}`, r[1] ?? '']))] : []),
+    ...(handover
+      ? [
+          `  hand-over: ${handover.clients} debugger connection${handover.clients === 1 ? '' : 's'}${handover.requests.length ? `; ${handover.requests.map((r) => `${r.request} ${r.action === 'detached' ? '→ detached without killing' : '→ refused'}`).join(', ')}` : ''}`,
+        ]
+      : []),
+    ...(trigger
+      ? [
+          `  trigger: ${trigger.stoppedBy ? `stopped with ${trigger.stoppedBy} (still running at the end)` : `exited with ${trigger.exitCode ?? trigger.signal}`}`,
+        ]
+      : []),
     `${ok ? mark.ok() : mark.bad()} containerd pid ${result.containerd.pidAfter || result.containerd.pid} ${result.containerd.serving ? 'serving' : 'NOT answering'}, ${result.detached ? 'breakpoints cleared, detached' : 'detach not confirmed'}${result.containerd.pidAfter === result.containerd.pid ? ', same pid' : ''}`,
     ...(result.record ? [`recording: ${result.record}  (ctrdbg replay ${result.record})`] : []),
   ].join('\n');
-  return { data: result, text, exitCode: ok || result.reason === 'connection-lost' ? 0 : 11 };
+  const interrupted = result.reason === 'interrupted' || result.reason === 'interactive-ended';
+  const exitCode =
+    !ok && result.reason !== 'connection-lost' ? ExitCode.node : interrupted ? ExitCode.interrupted : 0;
+  return { data: result, text, exitCode };
 }
 
 export async function setsCheckCommand(

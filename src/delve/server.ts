@@ -11,12 +11,11 @@
  * killing containerd.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { clearUserBreakpoints } from '../breakpoints/resolve.js';
 import { parseDelveVersion } from '../build/debugInfo.js';
-import { cacheDir, scriptsDir } from '../config.js';
+import { cacheDir, projectRoot } from '../config.js';
 import { binDir, readNodeState, writeNodeState } from '../deploy/nodeState.js';
 import { remoteSha256 } from '../deploy/probe.js';
 import { delveError, environmentError, nodeError } from '../errors.js';
@@ -26,11 +25,26 @@ import type { Target } from '../target/target.js';
 import { run } from '../util/exec.js';
 import { exists, sha256File } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
+import {
+  type AgentEvent,
+  agentLineReader,
+  type ExitEvent,
+  exitLeftTargetDetached,
+  type ReadyEvent,
+  type RelayNotice,
+} from './agentProtocol.js';
 import { type DelveClient, delveClientFromStream } from './rpcClient.js';
 
-export interface AgentEvent {
-  event: string;
-  [key: string]: unknown;
+/** The node agent's Go module (watchdog, relay, cleanup). */
+export const agentSourceDir = join(projectRoot, 'node-agent');
+
+/** One raw connection to dlv through a relay, and what the relay reports about its client's requests. */
+export interface DebuggerStream {
+  stream: Duplex;
+  /** The relay's notices: a request carried out as a safe detach, one refused, the client gone. */
+  onNotice(listener: (notice: RelayNotice) => void): void;
+  /** Resolves when the relay process on the node has exited. */
+  closed: Promise<void>;
 }
 
 export interface NodeDebugger {
@@ -40,16 +54,18 @@ export interface NodeDebugger {
   dlvPid: number;
   pid: number;
   delveVersion: string;
-  /** A new raw stream to dlv (for a second client such as `dlv connect` or VS Code). */
-  openStream(): Promise<Duplex>;
+  /** A new raw stream to dlv through a relay (for a second client such as `dlv connect` or VS Code). */
+  openStream(): Promise<DebuggerStream>;
   /**
-   * Clears breakpoints and detaches without killing containerd: first through our own client, then (whatever
-   * happened) by closing the watchdog's stdin, which makes the agent do the same on the node.
+   * Ends the session without killing containerd: a Detach through our relay, which the relay carries out as the
+   * safe detach (halt if running, clear every breakpoint, settle pending traps, Detach{Kill:false}); then, whatever
+   * happened, the watchdog's stdin is closed, which makes the agent do the same on the node if it is still needed.
+   * `detached` comes from /proc on the node (TracerPid 0), as the agent reports it.
    */
   stop(): Promise<{
     detached: boolean;
     cleared: number;
-    agentExit: AgentEvent | undefined;
+    agentExit: ExitEvent | undefined;
     errors: string[];
   }>;
   /** Fires once if the watchdog channel ends unexpectedly. */
@@ -58,12 +74,13 @@ export interface NodeDebugger {
 
 /** Builds the agent for the node's arch (cached by source hash). */
 export async function buildAgent(goArch: string): Promise<string> {
-  const src = join(scriptsDir, 'node-agent');
-  const hash = createHash('sha256')
-    .update(await readFile(join(src, 'main.go')))
-    .update(await readFile(join(src, 'go.mod')))
-    .digest('hex')
-    .slice(0, 16);
+  const src = agentSourceDir;
+  const files = (await readdir(src)).filter(
+    (f) => f === 'go.mod' || (f.endsWith('.go') && !f.endsWith('_test.go')),
+  );
+  const digest = createHash('sha256');
+  for (const file of files.sort()) digest.update(file).update(await readFile(join(src, file)));
+  const hash = digest.digest('hex').slice(0, 16);
   const dir = join(cacheDir(), 'agent', `${goArch}-${hash}`);
   const out = join(dir, 'ctrdbg-agent');
   if (await exists(out)) return out;
@@ -109,24 +126,6 @@ export async function ensureAgent(
   return path;
 }
 
-/** Reads the agent's JSON event lines from its stdout. */
-function agentEvents(proc: RemoteProcess, onEvent: (e: AgentEvent) => void): void {
-  let buffer = '';
-  proc.stream.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString('utf8');
-    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-      const line = buffer.slice(0, nl).trim();
-      buffer = buffer.slice(nl + 1);
-      if (!line) continue;
-      try {
-        onEvent(JSON.parse(line) as AgentEvent);
-      } catch {
-        // not an event line
-      }
-    }
-  });
-}
-
 export interface StartOptions {
   pid: number;
   agentPath: string;
@@ -154,7 +153,6 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
   ]);
   log.debug(`node: sudo ${command}`);
   const agent = await host.spawn(command, { sudo: true });
-  const events: AgentEvent[] = [];
   let stderr = '';
   agent.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -162,34 +160,37 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
   });
   const lostListeners: ((reason: string) => void)[] = [];
   let stopping = false;
-  let exitEvent: AgentEvent | undefined;
+  let exitEvent: ExitEvent | undefined;
 
-  const ready = new Promise<AgentEvent>((resolve, reject) => {
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const ready = new Promise<ReadyEvent>((resolve, reject) => {
     const timer = setTimeout(
       () =>
         reject(
-          delveError(`dlv did not start on the node within ${(options.readyTimeoutMs ?? 60_000) / 1000} s.`, {
+          delveError(`dlv did not start on the node within ${readyTimeoutMs / 1000} s.`, {
             hint: `Its output: ${stderr.trim().split('\n').slice(-3).join(' | ') || 'none'}`,
           }),
         ),
-      options.readyTimeoutMs ?? 60_000,
+      readyTimeoutMs,
     );
-    agentEvents(agent, (e) => {
-      events.push(e);
-      if (e.event === 'ready') {
-        clearTimeout(timer);
-        resolve(e);
-      } else if (e.event === 'error') {
-        clearTimeout(timer);
-        reject(
-          delveError(`dlv could not attach to containerd (pid ${pid}): ${String(e.message)}`, {
-            hint: hintFor(String(e.message), stderr),
-          }),
-        );
-      } else if (e.event === 'exit') {
-        exitEvent = e;
-      }
-    });
+    agent.stream.on(
+      'data',
+      agentLineReader((e: AgentEvent) => {
+        if (e.event === 'ready') {
+          clearTimeout(timer);
+          resolve(e);
+        } else if (e.event === 'error') {
+          clearTimeout(timer);
+          reject(
+            delveError(`dlv could not attach to containerd (pid ${pid}): ${e.message}`, {
+              hint: hintFor(e.message, stderr),
+            }),
+          );
+        } else if (e.event === 'exit') {
+          exitEvent = e;
+        }
+      }),
+    );
     void agent.exited.then(({ code }) => {
       clearTimeout(timer);
       reject(
@@ -201,18 +202,35 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
     });
   });
   const readyEvent = await ready;
-  const listen = String(readyEvent.listen);
+  const listen = readyEvent.listen;
   if (!/^127\.0\.0\.1:\d+$/.test(listen)) {
     agent.end();
     throw nodeError(`The agent reported a non-loopback address (${listen}); refusing to use it.`);
   }
   const relays: RemoteProcess[] = [];
-  const openStream = async (): Promise<Duplex> => {
+  // Set once a relay carried out a client's request to end the session: dlv is detached and exiting.
+  let relayDetached: RelayNotice | undefined;
+  const openStream = async (): Promise<DebuggerStream> => {
     const relay = await host.spawn(shellJoin([agentPath, 'relay', listen]), { sudo: true });
     relays.push(relay);
-    return relay.stream;
+    const listeners: ((notice: RelayNotice) => void)[] = [];
+    relay.stderr.on(
+      'data',
+      agentLineReader((e) => {
+        if (e.event !== 'relay') return;
+        log.debug(`relay: ${e.action} ${e.request ?? ''}`.trim());
+        if (e.action === 'detached') relayDetached ??= e;
+        for (const l of listeners) l(e);
+      }),
+    );
+    return {
+      stream: relay.stream,
+      onNotice: (listener) => listeners.push(listener),
+      closed: relay.exited.then(() => undefined),
+    };
   };
-  const client = delveClientFromStream(await openStream(), {
+  const own = await openStream();
+  const client = delveClientFromStream(own.stream, {
     endpoint: `${host.endpoint.label} ${listen}`,
     logger: log,
   });
@@ -223,7 +241,7 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
   return {
     client,
     listen,
-    dlvPid: Number(readyEvent.dlvPid),
+    dlvPid: readyEvent.dlvPid,
     pid,
     // DelveVersion is dlv's whole banner ("Version: 1.20.2\nBuild: …"); keep the number.
     delveVersion: parseDelveVersion(version.DelveVersion) ?? version.DelveVersion.split('\n')[0] ?? '',
@@ -234,66 +252,41 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
     async stop() {
       stopping = true;
       const errors: string[] = [];
-      let cleared = 0;
-      let detached = false;
-      if (!client.closed) {
+      // Nothing to detach when a relay did it already (a hand-over client's `exit`) or dlv is gone.
+      if (!client.closed && !relayDetached && !exitEvent) {
         try {
-          await stopRunningTarget(client);
-          cleared = await clearUserBreakpoints(client);
-          await settleAndStop(client);
-          await client.detach(false);
-          detached = true;
+          // The relay turns this into the safe detach (node-agent/cleanup.go).
+          await client.detach(false, { timeoutMs: 60_000 });
         } catch (error) {
-          errors.push(`client-side detach: ${(error as Error).message}`);
+          errors.push(`detach through the relay: ${(error as Error).message}`);
         }
         client.close();
       }
       for (const relay of relays) relay.end();
-      // Closing stdin makes the agent clean up on its own if our detach did not happen, then exit.
+      // Closing stdin makes the agent clean up on its own if the detach did not happen, then exit.
       agent.end();
       const timeout = new Promise<'timeout'>((resolve) =>
         setTimeout(() => resolve('timeout'), 45_000).unref(),
       );
       const outcome = await Promise.race([agent.exited, timeout]);
       if (outcome === 'timeout') errors.push('the agent did not exit within 45 s');
-      const exit = exitEvent ?? events.find((e) => e.event === 'exit');
-      if (!detached && exit?.reason === 'detached') detached = true;
-      if (!detached && exit?.reason === 'terminated') detached = true;
-      return { detached, cleared: cleared || Number(exit?.cleared ?? 0), agentExit: exit, errors };
+      const exit = exitEvent;
+      if (exit?.reason === 'dlv-left-running')
+        errors.push(exit.message ?? `dlv (pid ${exit.dlvPid}) is still running on the node`);
+      else if (exit && !exitLeftTargetDetached(exit))
+        errors.push(
+          exit.target.alive
+            ? `containerd is still traced by pid ${exit.target.tracerPid} after the agent's ${exit.reason}`
+            : `containerd (pid ${pid}) is gone after the agent's ${exit.reason}`,
+        );
+      return {
+        detached: exitLeftTargetDetached(exit),
+        cleared: Math.max(relayDetached?.cleared ?? 0, exit?.cleared ?? 0),
+        agentExit: exit,
+        errors,
+      };
     },
   };
-}
-
-/**
- * Stops the target if it runs (asking Delve, not our own flag: in --interactive another client may have resumed
- * it). Delve's halt is kill(pid, SIGTRAP) on Linux, and if it reaches a target that has just stopped at a
- * breakpoint by itself, the SIGTRAP stays pending and later kills containerd. Under load the target stops at the
- * next hit within milliseconds, so wait for that first; only a target still running after a while is halted.
- */
-export async function stopRunningTarget(client: DelveClient): Promise<void> {
-  const deadline = Date.now() + 1500;
-  while (Date.now() < deadline) {
-    if (!(await client.state(true, { timeoutMs: 10_000 })).Running) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  await client.halt({ timeoutMs: 10_000 });
-}
-
-/**
- * Leaves the target stopped with no SIGTRAP pending, so that the detach delivers nothing to containerd.
- * Two kinds can be pending after a stop: a "phantom" breakpoint hit (a thread executed an int3 just as the target
- * stopped; Delve rewinds its PC, but only while attached and resuming) and Delve's own halt, which on Linux is
- * kill(pid, SIGTRAP) and stays pending if it reaches a target that had already stopped. Either kills containerd
- * if it is still pending at detach (seen under concurrent load). So: resume with no breakpoints left; a continue
- * that returns by itself has just consumed a pending trap, so resume again; once the target has run for a while,
- * only our halt can stop it, and that halt finds it running. The same loop runs in ctrdbg-agent's cleanup.
- */
-export async function settleAndStop(client: DelveClient): Promise<void> {
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const result = await client.continue({ timeoutMs: 200 });
-    if (result.halted) return;
-  }
-  throw delveError('containerd kept stopping on its own after the breakpoints were cleared.');
 }
 
 function hintFor(message: string, stderr: string): string {

@@ -1,23 +1,34 @@
 /**
- * Swapping containerd's binary on a node without ever leaving it without a working containerd:
+ * Swapping containerd's binary on a node without ever leaving it without a working containerd. A setup is a
+ * transaction over four steps, each logged, with the node state saying where it is (`pending`):
  *
- *   1. back the original up once (kept across repeated setups; never overwritten);
- *   2. upload the new binary beside the original under a temporary name, check its sha256 on the node,
- *      rename it into place (atomic on one filesystem) — the running daemon keeps its old image;
- *   3. restart through the service manager, wait until the socket answers, and check the new main PID's
- *      /proc/PID/exe has the uploaded sha256;
- *   4. if it does not come up, put the original back and restart it, then say so.
+ *   upload   the new binary beside the old one under a temporary name, its sha256 checked on the node;
+ *   swap     renamed into place (atomic on one filesystem) — the running daemon keeps its old image;
+ *   restart  through the service manager, run detached on the node so a cut connection cannot stop it between
+ *            stop and start;
+ *   verify   the socket answers and the new main PID's /proc/PID/exe has the uploaded sha256.
  *
- * An interruption before 3 leaves the old daemon running; during 3 the restart runs detached on the node.
+ * An interrupt (Ctrl-C) or an error before the restart puts back the binary that was running before: it still
+ * runs, so nothing is restarted. Once the restart has begun it is finished and verified; a new daemon that does
+ * not come up is rolled back to the binary that ran before (not necessarily the original) and restarted. Every
+ * ending leaves one verified state, says which in `current`, and clears `pending`. The original is backed up
+ * once and never overwritten; the binary that ran before is kept as `containerd.previous` for the rollback.
  */
 import { basename, dirname } from 'node:path';
-import { nodeError } from '../errors.js';
+import { interruptedError, nodeError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
 import type { Target } from '../target/target.js';
 import { sleep } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
-import { backupPath, type NodeState, readNodeState, writeNodeState } from './nodeState.js';
+import {
+  backupPath,
+  type NodeState,
+  previousPath,
+  readNodeState,
+  type SwapStep,
+  writeNodeState,
+} from './nodeState.js';
 import { type NodeProbe, probeNode, remoteSha256 } from './probe.js';
 import { serviceControl } from './service.js';
 
@@ -29,6 +40,8 @@ export interface SwapResult {
   backedUp: boolean;
   restarted: boolean;
   unchanged: boolean;
+  /** An interrupted swap from an earlier setup that this one found and repaired first. */
+  repaired?: string;
 }
 
 /** Waits until containerd's socket answers on the node (ctr if the node has it, else the socket file). */
@@ -63,15 +76,20 @@ export async function ensureBackup(
     });
   }
   log.step(`backing up the original ${path} → ${backup}`);
-  await host.execChecked(
-    `mkdir -p ${shellQuote(dirname(backup))} && cp -p ${shellQuote(path)} ${shellQuote(`${backup}.tmp`)} && mv -f ${shellQuote(`${backup}.tmp`)} ${shellQuote(backup)}`,
-    { sudo: true },
-  );
+  await copyAtomically(host, path, backup);
   if ((await remoteSha256(host, backup)) !== sha)
     throw nodeError(`The backup at ${backup} does not match ${path}.`);
   state.original = { path, sha256: sha, version: probe.version, backup, savedAt: new Date().toISOString() };
   await writeNodeState(host, target, state);
   return true;
+}
+
+/** cp to a temporary name beside `to`, then rename: `to` is never half written. */
+async function copyAtomically(host: RemoteHost, from: string, to: string): Promise<void> {
+  await host.execChecked(
+    `mkdir -p ${shellQuote(dirname(to))} && cp -p ${shellQuote(from)} ${shellQuote(`${to}.ctrdbg-tmp`)} && mv -f ${shellQuote(`${to}.ctrdbg-tmp`)} ${shellQuote(to)}`,
+    { sudo: true },
+  );
 }
 
 export interface InstallOptions {
@@ -81,6 +99,20 @@ export interface InstallOptions {
   manifest?: Record<string, unknown> | null;
   logLevel?: string;
   onProgress?: (sent: number, total: number) => void;
+  /** Ctrl-C: ends the swap at the next safe point, in one verified state (see the file comment). */
+  signal?: AbortSignal;
+}
+
+/** A swap that did not end with the new binary: the node runs the binary from before, verified. */
+export class SwapUndone extends Error {
+  constructor(
+    readonly step: SwapStep,
+    readonly interrupted: boolean,
+    readonly reason: Error,
+    readonly pid: number,
+  ) {
+    super(reason.message);
+  }
 }
 
 export async function installBinary(
@@ -90,15 +122,26 @@ export async function installBinary(
   log: Logger,
 ): Promise<SwapResult> {
   const service = serviceControl(host, target.service);
+  let state = await readNodeState(host, target);
+  const repaired = state.pending ? await repairInterruptedSwap(host, target, log) : undefined;
+  if (repaired) state = await readNodeState(host, target);
   const probe = await probeNode(host, target);
-  const state = await readNodeState(host, target);
   const backedUp = await ensureBackup(host, target, probe, state, log);
   const path = state.original?.path ?? probe.binary;
-
-  const levelChange = await service.setLogLevel(options.logLevel);
-  if (levelChange.changed) log.step(`log level ${options.logLevel ?? 'default'} (${levelChange.path})`);
+  const previousLevel = await service.logLevel();
   const onDisk = await remoteSha256(host, path);
-  if (onDisk === options.sha256 && probe.runningSha256 === options.sha256 && !levelChange.changed) {
+  const wantLevel = options.logLevel;
+  if (onDisk === options.sha256 && probe.runningSha256 === options.sha256 && previousLevel === wantLevel) {
+    // Already running and verified earlier; an install record lost by an older ctrdbg is written again.
+    if (state.installed?.sha256 !== options.sha256)
+      state.installed = {
+        sha256: options.sha256,
+        version: options.version,
+        installedAt: new Date().toISOString(),
+        manifest: options.manifest ?? null,
+      };
+    state.current = { outcome: 'unchanged', at: new Date().toISOString(), runningSha256: options.sha256 };
+    await writeNodeState(host, target, state);
     return {
       pidBefore: probe.pid,
       pidAfter: probe.pid,
@@ -107,60 +150,156 @@ export async function installBinary(
       backedUp,
       restarted: false,
       unchanged: true,
+      ...(repaired ? { repaired } : {}),
     };
   }
 
-  if (onDisk !== options.sha256) {
-    state.pending = { step: 'upload', sha256: options.sha256, startedAt: new Date().toISOString() };
-    await writeNodeState(host, target, state);
-    log.step(`uploading ${basename(options.localBinary)} → ${path}`);
-    await host.upload(options.localBinary, path, {
-      sudo: true,
-      mode: 0o755,
-      ...(options.onProgress ? { onProgress: (p) => options.onProgress?.(p.sent, p.total) } : {}),
-    });
+  // What runs now is what a rollback puts back: keep a copy unless it is the original (backed up already).
+  const previous = {
+    sha256: probe.runningSha256,
+    path,
+    version: probe.version,
+    ...(previousLevel ? { logLevel: previousLevel } : {}),
+  };
+  if (probe.runningSha256 !== state.original?.sha256 && probe.runningSha256 !== options.sha256) {
+    const copy = previousPath(target);
+    if ((await remoteSha256(host, copy)) !== probe.runningSha256) {
+      // The file on disk is normally the running image; after an odd manual change it may not be.
+      const source = onDisk === probe.runningSha256 ? path : `/proc/${probe.pid}/exe`;
+      log.step(`keeping the running binary for a rollback → ${copy}`);
+      await copyAtomically(host, source, copy);
+    }
   }
-  state.pending = { step: 'restart', sha256: options.sha256, startedAt: new Date().toISOString() };
-  await writeNodeState(host, target, state);
+  const pending = (step: SwapStep) => {
+    state.pending = {
+      step,
+      sha256: options.sha256,
+      startedAt: state.pending?.startedAt ?? new Date().toISOString(),
+      previous,
+      install: {
+        version: options.version,
+        manifest: options.manifest ?? null,
+        ...(wantLevel ? { logLevel: wantLevel } : {}),
+      },
+    };
+    return writeNodeState(host, target, state);
+  };
+  const interrupted = () => options.signal?.aborted === true;
+  const staging = `${dirname(path)}/.${basename(path)}.ctrdbg-new`;
+  let step: SwapStep = 'upload';
+  try {
+    await pending('upload');
+    if (onDisk !== options.sha256) {
+      log.step(`uploading ${basename(options.localBinary)} → ${staging}`);
+      await host.upload(options.localBinary, staging, {
+        sudo: true,
+        mode: 0o755,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onProgress ? { onProgress: (p) => options.onProgress?.(p.sent, p.total) } : {}),
+      });
+    }
+    if (interrupted()) throw interruptedError('interrupted');
+    step = 'swap';
+    await pending('swap');
+    log.step(`swapping it into place (${path})`);
+    if (onDisk !== options.sha256)
+      await host.execChecked(`mv -f ${shellQuote(staging)} ${shellQuote(path)}`, { sudo: true });
+    const level = await service.setLogLevel(wantLevel);
+    if (level.changed) log.step(`log level ${wantLevel ?? 'default'} (${level.path})`);
+    if (interrupted()) throw interruptedError('interrupted');
+  } catch (error) {
+    // Before the restart the old daemon still runs: putting its binary back is all a rollback needs.
+    const reason = error instanceof Error ? error : new Error(String(error));
+    log.warn(
+      `${interrupted() ? 'interrupted' : 'failed'} at the ${step} step: putting back the binary that was running (nothing was restarted)`,
+    );
+    await host.exec(`rm -f ${shellQuote(staging)}`, { sudo: true }).catch(() => undefined);
+    const pid = await putBack(host, target, state, previous, log, { restart: false });
+    await settle(host, target, state, {
+      outcome: 'rolled-back',
+      runningSha256: previous.sha256,
+      ...(interrupted() ? { interruptedAt: step } : { failedAt: step, message: reason.message }),
+    });
+    throw new SwapUndone(step, interrupted(), reason, pid);
+  }
 
+  // From here the restart is carried through whatever happens: stopping half way would leave no containerd.
+  step = 'restart';
+  await pending('restart');
+  const logMark = await service.logMark().catch(() => undefined);
   log.step(`restarting containerd (${service.description})`);
-  const failure = await restartAndVerify(host, target, options.sha256).catch((error: Error) => error);
-  if (failure instanceof Error) {
-    log.warn(`the new containerd did not come up (${failure.message}); putting the original back`);
-    await rollback(host, target, state, log);
-    const tail = await service.recentLog(6).catch(() => '');
+  let pidAfter: number;
+  try {
+    await service.restart();
+    const wasInterrupted = interrupted();
+    step = 'verify';
+    await pending('verify');
+    log.step('verifying the new containerd (socket, /proc/PID/exe sha256)');
+    pidAfter = await verifyRunning(host, target, options.sha256);
+    if (wasInterrupted || interrupted())
+      log.warn(
+        `interrupted during the ${wasInterrupted ? 'restart' : 'verify'} step: the restart had begun, so ctrdbg finished it; the new containerd is verified (pid ${pidAfter}). Run \`ctrdbg restore ${target.spec}\` to go back.`,
+      );
+  } catch (error) {
+    const reason = error instanceof Error ? error : new Error(String(error));
+    const tail = await service.recentLog(6, logMark).catch(() => '');
+    log.warn(
+      `the new containerd did not come up (${reason.message}); putting back the binary that was running`,
+    );
+    const pid = await putBack(host, target, state, previous, log, { restart: true });
+    await settle(host, target, state, {
+      outcome: 'rolled-back',
+      runningSha256: previous.sha256,
+      failedAt: step,
+      message: reason.message,
+    });
     throw nodeError(
-      `The debug containerd did not come up on ${target.endpoint.label}: ${failure.message}. The original binary was put back and is running again.`,
+      `The debug containerd did not come up on ${target.endpoint.label}: ${reason.message}. The binary that was running before was put back and runs again (pid ${pid}).`,
       {
-        hint: `Check the build matches the node (arch, version, config).${tail ? ` containerd's log ends with: ${tail.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+        hint: `Check the build matches the node (arch, version, config).${tail.trim() ? ` containerd's log from this start ends with: ${tail.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
       },
     );
   }
-  delete state.pending;
   state.installed = {
     sha256: options.sha256,
     version: options.version,
     installedAt: new Date().toISOString(),
     manifest: options.manifest ?? null,
   };
-  if (options.logLevel) state.logLevel = { path: levelChange.path, level: options.logLevel };
+  if (wantLevel) state.logLevel = { path: (await service.setLogLevel(wantLevel)).path, level: wantLevel };
   else delete state.logLevel;
-  await writeNodeState(host, target, state);
+  await settle(host, target, state, {
+    outcome: 'installed',
+    runningSha256: options.sha256,
+    ...(interrupted() ? { interruptedAt: 'restart' as const } : {}),
+  });
   return {
     pidBefore: probe.pid,
-    pidAfter: failure,
+    pidAfter,
     binary: path,
     sha256: options.sha256,
     backedUp,
     restarted: true,
     unchanged: false,
+    ...(repaired ? { repaired } : {}),
   };
 }
 
-/** Restarts and returns the new main PID once its image has the expected sha256 and the socket answers. */
-export async function restartAndVerify(host: RemoteHost, target: Target, sha256: string): Promise<number> {
+/** Ends a swap: `pending` cleared, `current` written, in one state write. */
+async function settle(
+  host: RemoteHost,
+  target: Target,
+  state: NodeState,
+  last: Omit<NonNullable<NodeState['current']>, 'at'>,
+): Promise<void> {
+  delete state.pending;
+  state.current = { ...last, at: new Date().toISOString() };
+  await writeNodeState(host, target, state);
+}
+
+/** Waits for the socket, then returns the main PID once its image has the expected sha256. */
+async function verifyRunning(host: RemoteHost, target: Target, sha256: string): Promise<number> {
   const service = serviceControl(host, target.service);
-  await service.restart();
   if (!(await waitServing(host, target))) throw new Error('its socket did not answer within 30 s');
   const pid = await service.mainPid();
   if (!pid) throw new Error('the service reports no main PID');
@@ -170,28 +309,126 @@ export async function restartAndVerify(host: RemoteHost, target: Target, sha256:
   return pid;
 }
 
-async function rollback(host: RemoteHost, target: Target, state: NodeState, log: Logger): Promise<void> {
-  const original = state.original;
-  if (!original) throw nodeError('No backup of the original binary is recorded; cannot roll back.');
-  await host.execChecked(
-    `cp -p ${shellQuote(original.backup)} ${shellQuote(`${original.path}.ctrdbg-tmp`)} && mv -f ${shellQuote(`${original.path}.ctrdbg-tmp`)} ${shellQuote(original.path)}`,
-    { sudo: true },
-  );
+/** Restarts and returns the new main PID once its image has the expected sha256 and the socket answers. */
+export async function restartAndVerify(host: RemoteHost, target: Target, sha256: string): Promise<number> {
+  await serviceControl(host, target.service).restart();
+  return verifyRunning(host, target, sha256);
+}
+
+/**
+ * Puts the binary that was running before a swap back on disk (from the original's backup or the kept copy)
+ * with its log level, restarts when asked (or when what runs is not it), and verifies it serves.
+ */
+async function putBack(
+  host: RemoteHost,
+  target: Target,
+  state: NodeState,
+  previous: NonNullable<NodeState['pending']>['previous'],
+  log: Logger,
+  options: { restart: boolean },
+): Promise<number> {
+  const service = serviceControl(host, target.service);
+  const source =
+    previous.sha256 === state.original?.sha256
+      ? (state.original?.backup ?? backupPath(target))
+      : previousPath(target);
+  if ((await remoteSha256(host, previous.path)) !== previous.sha256) {
+    if ((await remoteSha256(host, source)) !== previous.sha256)
+      throw nodeError(
+        `Cannot roll back: the copy ${source} of the binary that ran before is missing or damaged.`,
+        {
+          hint: `Run \`ctrdbg restore ${target.spec}\` to put the node's original containerd back.`,
+        },
+      );
+    await copyAtomically(host, source, previous.path);
+  }
+  await service.setLogLevel(previous.logLevel);
+  const pid = await service.mainPid();
+  const running = pid ? await remoteSha256(host, `/proc/${pid}/exe`) : undefined;
   try {
-    await restartAndVerify(host, target, original.sha256);
+    if (options.restart || running !== previous.sha256) {
+      log.step('restarting the containerd that ran before');
+      return await restartAndVerify(host, target, previous.sha256);
+    }
+    return await verifyRunning(host, target, previous.sha256);
   } catch (error) {
     // Last resort: make sure *something* runs.
-    await serviceControl(host, target.service)
-      .start()
-      .catch(() => {});
-    throw nodeError(`Rolling back to the original containerd failed too: ${(error as Error).message}`, {
-      hint: `Log in to the node and check ${target.service.kind === 'systemd' ? `systemctl status ${target.service.unit}` : 'the lab service'}.`,
-    });
+    await service.start().catch(() => {});
+    throw nodeError(
+      `Rolling back to the containerd that ran before failed too: ${(error as Error).message}`,
+      {
+        hint: `Log in to the node and check ${target.service.kind === 'systemd' ? `systemctl status ${target.service.unit}` : 'the lab service'}.`,
+      },
+    );
   }
-  delete state.pending;
-  delete state.installed;
-  await writeNodeState(host, target, state);
-  log.step('the original containerd is running again');
+}
+
+/**
+ * A swap that an earlier ctrdbg never finished (it was killed, or lost the node): find what runs and make the
+ * state say so. The new binary running and serving is adopted; otherwise the binary from before is put back and
+ * verified. Returns a sentence for the user, or undefined when nothing was pending.
+ */
+export async function repairInterruptedSwap(
+  host: RemoteHost,
+  target: Target,
+  log: Logger,
+): Promise<string | undefined> {
+  const state = await readNodeState(host, target);
+  const pending = state.pending;
+  if (!pending) return undefined;
+  // A pending record from before this format (no `previous`) can only be undone towards the original.
+  const previous =
+    pending.previous ??
+    (state.original
+      ? { sha256: state.original.sha256, path: state.original.path, version: state.original.version }
+      : undefined);
+  log.warn(
+    `an earlier setup stopped at its ${pending.step} step (${pending.startedAt}); repairing the node first`,
+  );
+  const service = serviceControl(host, target.service);
+  const pid = await service.mainPid();
+  const running = pid ? await remoteSha256(host, `/proc/${pid}/exe`) : undefined;
+  const serving = pid ? await waitServing(host, target, 10_000) : false;
+  await host
+    .exec(
+      `rm -f ${shellQuote(`${dirname(previous?.path ?? '/')}/.${basename(previous?.path ?? 'x')}.ctrdbg-new`)}`,
+      { sudo: true },
+    )
+    .catch(() => undefined);
+  if (running === pending.sha256 && serving) {
+    state.installed = {
+      sha256: pending.sha256,
+      version: pending.install?.version ?? '',
+      installedAt: new Date().toISOString(),
+      manifest: pending.install?.manifest ?? null,
+    };
+    if (pending.install?.logLevel)
+      state.logLevel = {
+        path: (await service.setLogLevel(pending.install.logLevel)).path,
+        level: pending.install.logLevel,
+      };
+    await settle(host, target, state, {
+      outcome: 'repaired',
+      runningSha256: pending.sha256,
+      message: 'the new binary was running: adopted',
+    });
+    return `the debug build from the interrupted setup was running and serving (pid ${pid}): recorded it as installed`;
+  }
+  if (!previous)
+    throw nodeError('An interrupted setup left no record of the binary that ran before.', {
+      hint: "Reinstall the node's containerd package.",
+    });
+  const putPid = await putBack(host, target, state, previous, log, {
+    restart: running !== previous.sha256 || !serving,
+  });
+  if (previous.sha256 !== state.installed?.sha256 && previous.sha256 === state.original?.sha256)
+    delete state.installed;
+  await settle(host, target, state, {
+    outcome: 'repaired',
+    runningSha256: previous.sha256,
+    message: 'the binary from before was put back',
+  });
+  return `put back the binary that ran before the interrupted setup (pid ${putPid})`;
 }
 
 export interface RestoreResult {
@@ -210,8 +447,22 @@ export async function restoreOriginal(
   options: { purge?: boolean },
   log: Logger,
 ): Promise<RestoreResult> {
-  const state = await readNodeState(host, target);
   const service = serviceControl(host, target.service);
+  const pidBefore = await service.mainPid();
+  if (pidBefore) {
+    const tracer = await host.exec(`awk '/^TracerPid:/{print $2}' /proc/${pidBefore}/status`, { sudo: true });
+    const tracerPid = Number(tracer.stdout.trim()) || 0;
+    if (tracerPid) {
+      throw nodeError(
+        `containerd (pid ${pidBefore}) is being traced by pid ${tracerPid}: restoring would restart it under the debugger.`,
+        {
+          hint: 'End that debugging session first (Ctrl-C in `ctrdbg attach`, or `exit` in dlv), then run restore again.',
+        },
+      );
+    }
+  }
+  if ((await readNodeState(host, target)).pending) await repairInterruptedSwap(host, target, log);
+  const state = await readNodeState(host, target);
   const purged: string[] = [];
   if (!state.original) {
     throw nodeError(`ctrdbg has not changed ${target.endpoint.label}: there is nothing to restore.`, {
@@ -231,10 +482,7 @@ export async function restoreOriginal(
   const onDisk = await remoteSha256(host, original.path);
   if (onDisk !== original.sha256) {
     log.step(`putting the original back at ${original.path}`);
-    await host.execChecked(
-      `cp -p ${shellQuote(original.backup)} ${shellQuote(`${original.path}.ctrdbg-tmp`)} && mv -f ${shellQuote(`${original.path}.ctrdbg-tmp`)} ${shellQuote(original.path)}`,
-      { sudo: true },
-    );
+    await copyAtomically(host, original.backup, original.path);
   }
   const level = await service.setLogLevel(undefined);
   if (level.changed) log.step(`removed the log-level setting (${level.path})`);
@@ -248,6 +496,8 @@ export async function restoreOriginal(
   delete state.installed;
   delete state.pending;
   delete state.logLevel;
+  state.current = { outcome: 'restored', at: new Date().toISOString(), runningSha256: original.sha256 };
+  await host.exec(`rm -f ${shellQuote(previousPath(target))}`, { sudo: true });
   if (options.purge) {
     for (const root of state.source?.roots ?? []) {
       // Only trees ctrdbg itself created on the node: on the lab the node's path *is* the local tree.

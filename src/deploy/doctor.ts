@@ -152,7 +152,11 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
         detail: `node ${semverOf(nodeVersion) ?? nodeVersion}, source ${semverOf(compareWith) ?? compareWith}`,
         ...(same
           ? {}
-          : { hint: `Check out v${semverOf(nodeVersion)} in the source tree and run ctrdbg setup again.` }),
+          : {
+              hint: semverOf(nodeVersion)
+                ? `Check out v${semverOf(nodeVersion)} in the source tree and run ctrdbg setup again.`
+                : `The node's containerd reports no version number (${JSON.stringify(nodeVersion || 'nothing')}): check what runs there with \`ctrdbg doctor\` after \`ctrdbg restore ${target.spec}\`.`,
+            }),
       });
     } else {
       add({

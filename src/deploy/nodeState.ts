@@ -18,8 +18,28 @@ export interface NodeState {
     installedAt: string;
     manifest?: Record<string, unknown> | null;
   };
-  /** Set while a binary swap is under way; a later setup/restore/doctor sees an interrupted one. */
-  pending?: { step: string; sha256: string; startedAt: string };
+  /**
+   * Set while a binary swap is under way. A setup that ends in any way other than being killed clears it; one
+   * left behind (ctrdbg SIGKILLed, the laptop gone) is repaired by the next setup or restore (see
+   * repairInterruptedSwap): `previous` says what ran before, `install` what to record if the new one stays.
+   */
+  pending?: {
+    step: SwapStep;
+    sha256: string;
+    startedAt: string;
+    previous: { sha256: string; path: string; version: string; logLevel?: string };
+    install: { version: string; manifest?: Record<string, unknown> | null; logLevel?: string };
+  };
+  /** What runs now (verified by the last setup or restore), and how it came to be. */
+  current?: {
+    outcome: 'installed' | 'rolled-back' | 'unchanged' | 'repaired' | 'restored';
+    at: string;
+    runningSha256: string;
+    /** The step an interrupt (Ctrl-C) or error arrived at. */
+    interruptedAt?: SwapStep;
+    failedAt?: SwapStep;
+    message?: string;
+  };
   logLevel?: { path: string; level: string };
   /** Synced source roots; `created` = the directory did not exist on the node before ctrdbg synced it. */
   source?: { roots: { path: string; created: boolean }[]; syncedAt: string; files: number; bytes: number };
@@ -27,8 +47,14 @@ export interface NodeState {
   agent?: { path: string; sha256: string };
 }
 
+/** The steps of a binary swap, in order. */
+export const SWAP_STEPS = ['upload', 'swap', 'restart', 'verify'] as const;
+export type SwapStep = (typeof SWAP_STEPS)[number];
+
 export const statePath = (target: Target) => `${target.node.ctrdbgDir}/state.json`;
 export const backupPath = (target: Target) => `${target.node.ctrdbgDir}/backup/containerd.orig`;
+/** The binary that was running when a setup began (when it is not the original), kept for a rollback. */
+export const previousPath = (target: Target) => `${target.node.ctrdbgDir}/backup/containerd.previous`;
 export const binDir = (target: Target) => `${target.node.ctrdbgDir}/bin`;
 
 export async function readNodeState(host: RemoteHost, target: Target): Promise<NodeState> {

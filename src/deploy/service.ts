@@ -21,8 +21,13 @@ export interface ServiceControl {
   setLogLevel(level: string | undefined): Promise<{ path: string; changed: boolean }>;
   /** The log level ctrdbg set, if any. */
   logLevel(): Promise<string | undefined>;
-  /** The last lines of containerd's log, for error messages. */
-  recentLog(lines?: number): Promise<string>;
+  /**
+   * Where containerd's log ends now (a journal cursor, or a byte offset of the lab's log file): passed to
+   * `recentLog` so an error quotes only what the current start wrote.
+   */
+  logMark(): Promise<string | undefined>;
+  /** The last lines of containerd's log (only those after `since`, when given), for error messages. */
+  recentLog(lines?: number, since?: string): Promise<string>;
 }
 
 export function serviceControl(host: RemoteHost, manager: ServiceManager): ServiceControl {
@@ -35,6 +40,10 @@ function labService(host: RemoteHost, m: Extract<ServiceManager, { kind: 'lab' }
   // session with its output in a file, so neither SIGHUP nor SIGPIPE can cut it between stop and start.
   const detached = (action: string) =>
     `out=$(mktemp) && setsid -w ${svc(action)} </dev/null >"$out" 2>&1; rc=$?; cat "$out"; rm -f "$out"; exit $rc`;
+  const labLogFile = async () => {
+    const show = await host.exec(svc('show'), { sudo: true });
+    return /^Log=(.*)$/m.exec(show.stdout)?.[1];
+  };
   return {
     description: `lab service ${m.command}`,
     async mainPid() {
@@ -64,11 +73,18 @@ function labService(host: RemoteHost, m: Extract<ServiceManager, { kind: 'lab' }
       const level = /^LOG_LEVEL=(\S+)/m.exec(current)?.[1];
       return level && level !== 'info' ? level : undefined;
     },
-    async recentLog(lines = 10) {
-      const show = await host.exec(svc('show'), { sudo: true });
-      const log = /^Log=(.*)$/m.exec(show.stdout)?.[1];
+    async logMark() {
+      const log = await labLogFile();
+      if (!log) return undefined;
+      const size = await host.exec(`stat -c %s ${shellQuote(log)}`, { sudo: true });
+      return size.code === 0 ? size.stdout.trim() : '0';
+    },
+    async recentLog(lines = 10, since) {
+      const log = await labLogFile();
       if (!log) return '';
-      return (await host.exec(`tail -n ${lines} ${shellQuote(log)}`, { sudo: true })).stdout;
+      const from = since && /^\d+$/.test(since) ? `tail -c +${Number(since) + 1} ${shellQuote(log)} | ` : '';
+      const read = from ? `${from}tail -n ${lines}` : `tail -n ${lines} ${shellQuote(log)}`;
+      return (await host.exec(read, { sudo: true })).stdout;
     },
   };
 }
@@ -129,12 +145,19 @@ function systemdService(host: RemoteHost, unit: string): ServiceControl {
       if (current.code !== 0) return undefined;
       return /--log-level (\S+)/.exec(current.stdout)?.[1];
     },
-    async recentLog(lines = 10) {
-      return (
-        await host.exec(shellJoin(['journalctl', '-u', unit, '-n', String(lines), '--no-pager']), {
+    async logMark() {
+      const r = await host.exec(
+        shellJoin(['journalctl', '-u', unit, '-n', '0', '--show-cursor', '--no-pager']),
+        {
           sudo: true,
-        })
-      ).stdout;
+        },
+      );
+      return /^-- cursor: (\S+)/m.exec(r.stdout)?.[1];
+    },
+    async recentLog(lines = 10, since) {
+      const args = ['journalctl', '-u', unit, '-n', String(lines), '--no-pager', '-o', 'cat'];
+      if (since) args.push('--after-cursor', since);
+      return (await host.exec(shellJoin(args), { sudo: true })).stdout;
     },
   };
 }

@@ -18,6 +18,7 @@ import { buildContainerd, defaultOutDir } from '../commands/build.js';
 import {
   environmentError,
   inputError,
+  interruptedError,
   nodeError,
   notDebuggableError,
   versionMismatchError,
@@ -28,9 +29,10 @@ import { rememberTarget, resolveTarget, type TargetOptions } from '../target/res
 import { connectHost } from '../target/sshHost.js';
 import type { Target } from '../target/target.js';
 import { exists, sha256File } from '../util/fsx.js';
+import { interruptOnSignals } from '../util/interrupt.js';
 import type { Logger } from '../util/output.js';
 import { formatBytes } from '../util/output.js';
-import { installBinary, type SwapResult } from './binarySwap.js';
+import { installBinary, type SwapResult, SwapUndone } from './binarySwap.js';
 import { binDir, readNodeState, writeNodeState } from './nodeState.js';
 import { type NodeProbe, probeNode, remoteSha256, semverOf } from './probe.js';
 import { type SyncResult, syncTree } from './sourceSync.js';
@@ -72,6 +74,18 @@ export async function setupNode(
   log.step(
     `connecting to ${target.endpoint.label} (${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port})`,
   );
+  // Ctrl-C never leaves a half-replaced containerd: it ends the swap at its next safe point (binarySwap.ts).
+  const interrupt = interruptOnSignals(
+    log,
+    'interrupted: ending setup at the next safe point, so containerd is left in one verified state…',
+    'still ending setup safely — please wait (containerd must not be left half replaced)',
+  );
+  const checkInterrupt = (what: string) => {
+    if (interrupt.signal.aborted)
+      throw interruptedError(`setup was interrupted ${what}; containerd was not touched.`, {
+        hint: `Run \`ctrdbg setup ${target.spec}\` again when you are ready.`,
+      });
+  };
   const host = await connectHost(target.endpoint);
   try {
     await host.checkSudo();
@@ -85,7 +99,14 @@ export async function setupNode(
     const state = await readNodeState(host, target);
     const nodeVersion = state.original?.version ?? probe.version;
 
-    const { binary, manifest, built } = await chooseBinary(target, probe, options, log);
+    // Ctrl-C reaches the build's processes too: a build that fails because of it was interrupted.
+    const { binary, manifest, built } = await chooseBinary(target, probe, options, log).catch(
+      (error: unknown) => {
+        checkInterrupt('during the build');
+        throw error;
+      },
+    );
+    checkInterrupt('during the build');
     const report = await inspectBinary(binary, { expectedArch: probe.goArch });
     if (!report.debuggable) {
       throw notDebuggableError(
@@ -135,12 +156,15 @@ export async function setupNode(
       }
     }
 
+    checkInterrupt('while the source was synced');
     const dlv = await installDelve(host, target, probe, report, log);
+    checkInterrupt('after dlv was installed');
     let lastPct = -1;
     const swap = await installBinary(
       host,
       target,
       {
+        signal: interrupt.signal,
         localBinary: binary,
         sha256: report.sha256,
         version: binaryVersion,
@@ -155,10 +179,28 @@ export async function setupNode(
         },
       },
       log,
-    );
+    ).catch((error: unknown) => {
+      if (!(error instanceof SwapUndone)) throw error;
+      const at = `the ${error.step} step`;
+      if (error.interrupted)
+        throw interruptedError(
+          `setup was interrupted at ${at}: the binary that was running before is back in place and runs (pid ${error.pid}, verified); nothing was restarted.`,
+          { hint: `Run \`ctrdbg setup ${target.spec}\` again when you are ready.` },
+        );
+      throw nodeError(
+        `setup failed at ${at} (${error.reason.message}): the binary that was running before is back in place and runs (pid ${error.pid}, verified).`,
+        { hint: 'Check the node (free disk space, permissions) and run setup again.', cause: error.reason },
+      );
+    });
     await rememberTarget(target.spec, stripped(options));
+    if (interrupt.signal.aborted)
+      throw interruptedError(
+        `setup was interrupted during the restart: ctrdbg finished it, and the debug containerd runs and is verified (pid ${swap.pidAfter}).`,
+        { hint: `Run \`ctrdbg restore ${target.spec}\` to go back to the original.` },
+      );
 
     const changed: string[] = [];
+    if (swap.repaired) changed.push(`repaired an interrupted setup: ${swap.repaired}`);
     if (swap.backedUp) changed.push(`backed up the original ${swap.binary}`);
     if (!swap.unchanged)
       changed.push(`installed the debug build at ${swap.binary} (sha256 ${report.sha256.slice(0, 12)}…)`);
@@ -183,6 +225,7 @@ export async function setupNode(
       changed,
     };
   } finally {
+    interrupt.dispose();
     await host.close();
   }
 }

@@ -18,17 +18,39 @@ import type { SessionWriter } from '../record/sessionFile.js';
 import { type RedactionRules, redactExpressions, redactValues } from './redact.js';
 import type { HitRecord, RecordedBreakpoint, RecordedExpression } from './sessionFormat.js';
 
-/** How long an ended recording waits for a natural stop before halting (see recordHits). */
-export const ABORT_GRACE_MS = 1500;
+/**
+ * How long an ended recording waits for a natural stop before halting (see recordHits). Short: a halt that
+ * does meet a natural stop leaves a SIGTRAP pending, and the agent's safe detach absorbs that before it detaches
+ * (settleAndStop in node-agent/cleanup.go); the wait only makes that rarer.
+ */
+export const ABORT_GRACE_MS = 250;
 
+/** One set entry armed at a location: what it records there. */
 export interface ArmedBreakpoint extends RecordedBreakpoint {
   /** Set-level redaction paths for this entry. */
+  redact: string[];
+  /** Whether the entry asked for parameters / locals, and how many stack frames. */
+  loadArgs: boolean;
+  loadLocals: boolean;
+  stack: number;
+}
+
+/**
+ * One Delve breakpoint and every entry it serves: entries of several sets that stop at the same place share
+ * one breakpoint (Delve allows one per address), which captures the union of what they ask for. Each hit is
+ * written once per entry it serves, with that entry's own expressions, and redacted with the rules of all of
+ * them (a shared capture must not leak what one entry redacts through another).
+ */
+export interface ArmedLocation {
+  id: number;
+  entries: ArmedBreakpoint[];
+  /** The redaction paths of every served entry. */
   redact: string[];
 }
 
 export interface RecordOptions {
   client: DelveClient;
-  armed: Map<number, ArmedBreakpoint>;
+  armed: Map<number, ArmedLocation>;
   writer?: SessionWriter | undefined;
   fieldNameRedaction: boolean;
   maxHits?: number | undefined;
@@ -48,6 +70,8 @@ export interface RecordOutcome {
   maxStoppedMs: number;
   totalStoppedMs: number;
   redacted: number;
+  /** performance.now() when the last stop was observed (an --interactive hand-over's hold starts there). */
+  lastStopAt?: number;
 }
 
 interface PendingHit {
@@ -63,6 +87,7 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
   let maxStoppedMs = 0;
   let totalStoppedMs = 0;
   let redactedCount = 0;
+  let lastStopAt: number | undefined;
   let pending: PendingHit[] = [];
 
   const flush = (continuedAt: number) => {
@@ -115,28 +140,33 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
         });
       }
       stops++;
+      lastStopAt = observedAt;
       const wall = new Date().toISOString();
       for (const stop of stoppedThreads(result.state)) {
-        const bp = armed.get(stop.breakpoint.id);
-        if (!bp) {
+        const location = armed.get(stop.breakpoint.id);
+        if (!location) {
           if (stop.breakpoint.id < 0)
             options.onPanic?.(
               `${stop.breakpoint.name || 'runtime'} at ${stop.thread.file}:${stop.thread.line}`,
             );
           continue;
         }
-        seq++;
-        perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
-        const hit = toHit(
-          stop,
-          bp,
-          seq,
-          round(observedAt - options.startedAt),
-          wall,
-          options.fieldNameRedaction,
-        );
-        redactedCount += hit.redacted;
-        pending.push({ hit: hit.record, observedAt });
+        for (const bp of servedEntries(stop, location)) {
+          seq++;
+          perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
+          const hit = toHit(
+            stop,
+            bp,
+            seq,
+            round(observedAt - options.startedAt),
+            wall,
+            options.fieldNameRedaction,
+            location.redact,
+          );
+          redactedCount += hit.redacted;
+          pending.push({ hit: hit.record, observedAt });
+          if (options.maxHits !== undefined && seq >= options.maxHits) break;
+        }
         if (options.maxHits !== undefined && seq >= options.maxHits) break;
       }
       if (options.maxHits !== undefined && seq >= options.maxHits) {
@@ -156,12 +186,24 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       maxStoppedMs: round(maxStoppedMs),
       totalStoppedMs: round(totalStoppedMs),
       redacted: redactedCount,
+      ...(lastStopAt !== undefined ? { lastStopAt } : {}),
     };
   }
 }
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/**
+ * The entries a stop at a shared breakpoint counts for. An entry with a condition counts only when its own
+ * condition held: the breakpoint's condition is the disjunction, and each entry's condition is captured as a
+ * value at the stop (see toBreakpointRequest in src/attach/arm.ts).
+ */
+export function servedEntries(stop: StoppedThread, location: ArmedLocation): ArmedBreakpoint[] {
+  if (location.entries.length === 1) return location.entries;
+  const values = new Map((stop.info.variables ?? []).map((v) => [v.name, v]));
+  return location.entries.filter((e) => !e.condition || values.get(e.condition)?.value === 'true');
 }
 
 export function toHit(
@@ -171,8 +213,9 @@ export function toHit(
   t: number,
   wall: string,
   fieldNames: boolean,
+  sharedRedact: readonly string[] = bp.redact,
 ): { record: HitRecord; redacted: number } {
-  const rules: RedactionRules = { paths: bp.redact, fieldNames };
+  const rules: RedactionRules = { paths: [...new Set([...bp.redact, ...sharedRedact])], fieldNames };
   const info = stop.info;
   const byName = new Map((info.variables ?? []).map((v) => [v.name, v]));
   const expressions: RecordedExpression[] = bp.expressions.map((expr) => {
@@ -181,10 +224,10 @@ export function toHit(
     if (v.unreadable) return { expr, error: v.unreadable };
     return { expr, value: convertVariable(v, { name: expr }) };
   });
-  const args = redactValues(convertVariables(info.arguments), rules);
-  const locals = redactValues(convertVariables(info.locals), rules);
+  const args = redactValues(bp.loadArgs ? convertVariables(info.arguments) : [], rules);
+  const locals = redactValues(bp.loadLocals ? convertVariables(info.locals) : [], rules);
   const exprs = redactExpressions(expressions, rules);
-  const stack = convertStack(info.stacktrace);
+  const stack = convertStack(info.stacktrace).slice(0, bp.stack);
   const top = stack[0];
   const goroutine = stop.goroutine;
   const goroutineFunction = goroutine?.startLoc?.function?.name ?? goroutine?.goStatementLoc?.function?.name;

@@ -45,17 +45,22 @@ function redacted(v: RecordedValue): RecordedValue {
   return { name: v.name, type: v.type, kind: v.kind, redacted: true };
 }
 
-function childPath(parent: string, child: RecordedValue, index: number, parentKind: string): string {
+/**
+ * The expression path of a child value, the way a set author writes it: `r.Config`, `r.Mounts[1]`,
+ * `r.Labels["team"]`. Converted map entries are named `["key"]` (the key rendered), slice elements `[i]`.
+ */
+export function childPath(parent: string, child: RecordedValue, index: number, parentKind: string): string {
   // Pointers and interfaces wrap their target in one unnamed (or "*name") child: same path.
-  if (parentKind === 'ptr' || parentKind === 'interface' || child.name === '' || child.name.startsWith('*'))
-    return parent;
+  if (parentKind === 'ptr' || parentKind === 'interface') return parent;
   if (parentKind === 'slice' || parentKind === 'array') return `${parent}[${index}]`;
-  if (parentKind === 'map') return `${parent}[${child.name}]`;
+  if (parentKind === 'map') return `${parent}${child.name.startsWith('[') ? child.name : `[${child.name}]`}`;
+  if (child.name === '' || child.name.startsWith('*')) return parent;
   return `${parent}.${child.name}`;
 }
 
+/** The last field or map key of a path: `r.Auth` → Auth, `m["Token"]` → Token. */
 function lastField(path: string): string {
-  const m = /([A-Za-z_][A-Za-z0-9_]*)\]?$/.exec(path);
+  const m = /([A-Za-z_][A-Za-z0-9_-]*)"?\]?$/.exec(path);
   return m?.[1] ?? path;
 }
 
@@ -106,4 +111,77 @@ export function redactExpressions(
     return r.count ? { ...e, value: r.value } : e;
   });
   return { expressions: out, count };
+}
+
+/** Options whose value is a credential, in `--opt value` and `--opt=value` form. */
+const SECRET_OPTIONS = [
+  'creds',
+  'password',
+  'passwd',
+  'pass',
+  'token',
+  'secret',
+  'auth',
+  'identity-token',
+  'registry-token',
+  'access-token',
+  'refresh-token',
+  'client-secret',
+  'api-key',
+  'private-key',
+];
+
+export interface MaskedCommand {
+  text: string;
+  /** What was masked, by kind (never the values): e.g. "--creds value", "URL password", "GITHUB_TOKEN=". */
+  masked: string[];
+}
+
+/**
+ * Masks what looks like a credential in a command line before it is written anywhere (the session header, the
+ * terminal): the values of `--creds`/`--password`/`--token`/… options, the password in `user:pass@host` URLs,
+ * `NAME_TOKEN=`/`_PASSWORD=`/`_SECRET=`/`_KEY=` assignments, `-u user:pass` and `Authorization:` headers.
+ */
+export function maskCommandLine(command: string): MaskedCommand {
+  const masked: string[] = [];
+  const mark = (what: string) => {
+    if (!masked.includes(what)) masked.push(what);
+  };
+  // A shell word: a quoted string or a run of non-space characters (quotes inside are kept as they are).
+  const word = String.raw`(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"]+)+`;
+  let text = command;
+  const options = SECRET_OPTIONS.map((o) => o.replace(/-/g, '[-_]')).join('|');
+  text = text.replace(
+    new RegExp(String.raw`(^|\s)(--?(?:${options}))(=|\s+)(${word})`, 'gi'),
+    (_m, pre, opt, sep) => {
+      mark(`${opt.toLowerCase()} value`);
+      return `${pre}${opt}${sep}<redacted>`;
+    },
+  );
+  text = text.replace(
+    new RegExp(String.raw`(^|\s)(-u|--user)(=|\s+)('?)([^\s:'"]+):(${word})`, 'g'),
+    (_m, pre, opt, sep, q, user) => {
+      mark(`${opt} password`);
+      return `${pre}${opt}${sep}${q}${user}:<redacted>${q}`;
+    },
+  );
+  text = text.replace(/([a-z][a-z0-9+.-]*:\/\/)([^\s/:@'"]+):([^\s/@'"]+)@/gi, (_m, scheme, user) => {
+    mark('URL password');
+    return `${scheme}${user}:<redacted>@`;
+  });
+  text = text.replace(
+    new RegExp(
+      String.raw`\b([A-Za-z_][A-Za-z0-9_]*(?:TOKEN|PASSWORD|PASSWD|SECRET|_KEY|CREDENTIALS?))=(${word})`,
+      'g',
+    ),
+    (_m, name) => {
+      mark(`${name}=`);
+      return `${name}=<redacted>`;
+    },
+  );
+  text = text.replace(/(authorization:\s*)(bearer\s+|basic\s+)?[^\s'"]+/gi, (_m, header, scheme) => {
+    mark('Authorization header');
+    return `${header}${scheme ?? ''}<redacted>`;
+  });
+  return { text, masked };
 }

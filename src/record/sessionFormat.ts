@@ -63,8 +63,12 @@ export interface SessionHeader {
   delve?: { version: string; apiVersion: number };
   sets: string[];
   breakpoints: RecordedBreakpoint[];
-  redaction: { enabled: boolean; rules: string[] };
-  /** The trigger command, if one was run. */
+  /**
+   * `trigger` lists what was masked in the trigger line (e.g. "--creds value", "URL password"): credentials
+   * there are always masked, whatever `enabled` says.
+   */
+  redaction: { enabled: boolean; rules: string[]; trigger?: string[] };
+  /** The trigger command, if one was run, with credential-looking arguments masked. */
   trigger?: string;
 }
 
@@ -128,10 +132,18 @@ export type EndReason =
   | 'interrupted'
   | 'error'
   | 'connection-lost'
-  | 'interactive-ended';
+  | 'interactive-ended'
+  /** --interactive: the debugger client asked to end the session (dlv `exit`); ctrdbg detached without killing. */
+  | 'handover-detached'
+  /** --interactive: the debugger client left containerd running. */
+  | 'handover-ended';
 
 export interface EndRecord {
   type: 'end';
+  /** The longest time containerd was held stopped at once (ms), hand-over holds included. */
+  maxStoppedMs?: number;
+  /** The trigger, if one ran: how it ended, and whether ctrdbg had to stop it. */
+  trigger?: { exitCode: number | null; signal?: string; stoppedBy?: 'SIGTERM' | 'SIGKILL' };
   t: number;
   wall: string;
   reason: EndReason;

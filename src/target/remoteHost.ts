@@ -31,6 +31,13 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Environment assignments prepended as `env K=V …`. */
   env?: Record<string, string>;
+  /**
+   * Aborting stops the command: SIGTERM (relayed by sudo and `timeout` to its process group), SIGKILL after
+   * `killGraceMs`. The exec then resolves with the command's own exit status if it reported one.
+   */
+  signal?: AbortSignal;
+  /** Between SIGTERM and SIGKILL when the command is stopped (default 1 s). */
+  killGraceMs?: number;
 }
 
 export interface ExecResult {
@@ -52,6 +59,8 @@ export interface UploadOptions {
   /** Write as root (through sudo). The file is first written to a temporary name, then renamed. */
   sudo?: boolean;
   onProgress?: (progress: UploadProgress) => void;
+  /** Aborting stops the transfer; the partial file is removed and the upload rejects. */
+  signal?: AbortSignal;
 }
 
 export interface UploadResult {

@@ -24,6 +24,7 @@ import {
   type CtrdbgError,
   hostKeyError,
   inputError,
+  interruptedError,
   nodeError,
   sudoError,
   unreachableError,
@@ -517,6 +518,9 @@ interface ChannelRun {
   timeoutMs?: number;
   /** Abort when neither input nor output moved for this long. */
   idleTimeoutMs?: number;
+  /** Stop the command when this aborts (resolving with its status, not rejecting). */
+  signal?: AbortSignal;
+  killGraceMs?: number;
   /** What the command is, for messages. */
   what: string;
 }
@@ -699,12 +703,13 @@ class SshRemoteHost implements RemoteHost {
       const settle = () => {
         if (settled) return;
         settled = true;
+        run.signal?.removeEventListener('abort', onStopSignal);
         for (const timer of timers) clearTimeout(timer);
         clearTimeout(idleTimer);
         relay?.unpipe(channel);
         dropSource();
         if (failure) return reject(failure);
-        const exit = status.exit;
+        const exit = status.exit ?? (stopping ? { code: null, signal: 'SIGKILL' } : undefined);
         if (!exit) {
           // The server closed the channel without saying how the command ended: the session died under it
           // (its sshd process killed, the connection going away). The command's outcome is unknown.
@@ -729,9 +734,11 @@ class SshRemoteHost implements RemoteHost {
           stderr: Buffer.concat(stderr).toString('utf8'),
         });
       };
-      const abort = (error: Error) => {
-        if (failure) return;
-        failure = error;
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        const graceMs = run.killGraceMs ?? 1_000;
         // TERM first so sudo can relay it to its command; then KILL and drop the channel. sshd keeps a
         // session open while its command runs, so stop waiting for the close after a few seconds.
         sendSignal(channel, 'TERM');
@@ -739,10 +746,21 @@ class SshRemoteHost implements RemoteHost {
           setTimeout(() => {
             sendSignal(channel, 'KILL');
             channel.close();
-          }, 1_000),
-          setTimeout(settle, 3_000),
+          }, graceMs),
+          setTimeout(settle, graceMs + 2_000),
         );
       };
+      const abort = (error: Error) => {
+        if (failure) return;
+        failure = error;
+        stop();
+      };
+      const onStopSignal = () => {
+        // Asked to stop: the command's own status (e.g. 143 after SIGTERM) is the answer, if it gives one.
+        if (!status.exit) stop();
+      };
+      if (run.signal?.aborted) onStopSignal();
+      else run.signal?.addEventListener('abort', onStopSignal, { once: true });
       if (run.timeoutMs !== undefined) {
         const timeoutMs = run.timeoutMs;
         timers.push(
@@ -812,6 +830,8 @@ class SshRemoteHost implements RemoteHost {
     return this.runChannel(line, {
       ...(options.stdin !== undefined ? { input: options.stdin } : {}),
       timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
       what: `\`${command}\``,
     });
   }
@@ -913,6 +933,7 @@ class SshRemoteHost implements RemoteHost {
       const written = await this.runChannel(line, {
         input: source,
         idleTimeoutMs: UPLOAD_STALL_MS,
+        ...(options.signal ? { signal: options.signal } : {}),
         what: `the upload of ${localPath} to ${where}`,
         onInput: (chunk) => {
           hash.update(chunk);
@@ -920,6 +941,11 @@ class SshRemoteHost implements RemoteHost {
           options.onProgress?.({ sent, total });
         },
       });
+      if (options.signal?.aborted) {
+        throw interruptedError(`The upload of ${localPath} to ${where} was interrupted.`, {
+          hint: 'Nothing was put in place; the partial file was removed.',
+        });
+      }
       if (written.code !== 0) {
         const detail = tail(written.stderr);
         if (sudo && SUDO_REFUSED.test(written.stderr)) throw this.sudoRefused(detail);

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { Client } from 'ssh2';
 import { inject } from 'vitest';
+import type { LabStatus } from '../../src/lab/lab.js';
 import { ctrdbgJson } from './cli.js';
 
 export function labEnv(): Record<string, string> {
@@ -12,33 +13,8 @@ export function labEnv(): Record<string, string> {
   };
 }
 
-export interface LabStatusJson {
-  up: boolean;
-  target: string;
-  dir: string;
-  ssh: {
-    host: string;
-    port: number;
-    user: string;
-    keyPath: string;
-    knownHostsPath: string;
-    reachable: boolean;
-    sshdPid: number;
-  };
-  containerd: {
-    running: boolean;
-    pid: number;
-    binary: string;
-    version?: string;
-    sha256?: string;
-    isStock?: boolean;
-    debuggable?: boolean;
-    socket: string;
-    serving: boolean;
-    traced: boolean;
-  };
-  tree: string;
-}
+/** `ctrdbg lab status --json`: the product's own type, not a copy. */
+export type LabStatusJson = LabStatus;
 
 export async function labStatus(name = 'default', env = labEnv()): Promise<LabStatusJson> {
   const { data } = await ctrdbgJson<LabStatusJson>(['lab', 'status', '--name', name], { env });

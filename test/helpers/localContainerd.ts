@@ -1,7 +1,7 @@
 /**
  * A real containerd for Delve tests, on this machine, without the lab's sshd: the lab's debug containerd (Debian's
  * containerd library source + scripts/lab/containerd-main, built with -N -l in GOPATH mode) running with a temp
- * config, plus the node agent built from scripts/node-agent. Go's build cache makes rebuilds take seconds.
+ * config, plus the node agent built from node-agent/. Go's build cache makes rebuilds take seconds.
  *
  * Safety: containerd is never SIGKILLed while a tracer is attached (its breakpoints would kill it with SIGTRAP
  * and, worse, this would hide a detach bug the test should catch).
@@ -72,7 +72,7 @@ export async function buildLabContainerd(outDir: string): Promise<string> {
 export async function buildNodeAgent(outDir: string): Promise<string> {
   const binary = join(outDir, 'ctrdbg-agent');
   const result = await run('go', ['build', '-o', binary, '.'], {
-    cwd: join(projectRoot, 'scripts/node-agent'),
+    cwd: join(projectRoot, 'node-agent'),
     env: { ...process.env, CGO_ENABLED: '0', GO111MODULE: 'on', GOFLAGS: '-mod=mod', GOPROXY: 'off' },
     timeoutMs: 300_000,
   });

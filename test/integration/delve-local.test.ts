@@ -1,8 +1,10 @@
 /**
  * The Delve layer against real processes: a debug containerd built from the lab tree, ctrdbg-agent running dlv
  * as its watchdog, the client reaching dlv through `ctrdbg-agent relay` (stdin/stdout as the stream, as over SSH),
- * the lab-create set resolved and armed, and real `ctr` calls hitting it. Ends by checking containerd survived
- * every detach: same PID, not traced, answering.
+ * the lab-create set resolved and armed, and real `ctr` calls hitting it. The agent is driven through each of
+ * its exits (stdin EOF, SIGTERM, a failed cleanup falling back to SIGTERM, dlv dying), and the relay through
+ * the requests it must never pass on (Detach{Kill:true}, Restart, DAP disconnect{terminateDebuggee}, terminate).
+ * Every test ends by checking containerd survived: same PID, not traced, answering, breakpoints gone.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +19,12 @@ import {
   toBreakpointRequest,
 } from '../../src/breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../../src/breakpoints/sets.js';
+import {
+  type AgentEvent,
+  agentLineReader,
+  type ExitEvent,
+  type RelayNotice,
+} from '../../src/delve/agentProtocol.js';
 import { convertVariable, stoppedThreads } from '../../src/delve/convert.js';
 import { type DelveClient, delveClientFromStream } from '../../src/delve/rpcClient.js';
 import {
@@ -28,11 +36,6 @@ import {
   startLocalContainerd,
   tracerPid,
 } from '../helpers/localContainerd.js';
-
-interface AgentEvent {
-  event: string;
-  [key: string]: unknown;
-}
 
 interface Agent {
   child: ChildProcess;
@@ -49,9 +52,10 @@ let agentBin: string;
 let ctrd: LocalContainerd | undefined;
 const children: ChildProcess[] = [];
 
-function startAgent(pid: number): Promise<Agent> {
+function startAgent(pid: number, env: NodeJS.ProcessEnv = {}): Promise<Agent> {
   const child = spawn(agentBin, ['dlv', '--pid', String(pid), '--listen', '127.0.0.1:0', '--', DLV], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   children.push(child);
   const events: AgentEvent[] = [];
@@ -64,40 +68,110 @@ function startAgent(pid: number): Promise<Agent> {
   );
   return new Promise<Agent>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent not ready in 60 s:\n${err}`)), 60_000);
-    let buffer = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buffer += d.toString();
-      let nl = buffer.indexOf('\n');
-      while (nl >= 0) {
-        const event = JSON.parse(buffer.slice(0, nl)) as AgentEvent;
-        buffer = buffer.slice(nl + 1);
+    child.stdout!.on(
+      'data',
+      agentLineReader((event) => {
         events.push(event);
         if (event.event === 'ready') {
           clearTimeout(timer);
-          resolve({
-            child,
-            listen: String(event.listen),
-            dlvPid: Number(event.dlvPid),
-            stderr: () => err,
-            exited,
-          });
+          resolve({ child, listen: event.listen, dlvPid: event.dlvPid, stderr: () => err, exited });
         } else if (event.event === 'error') {
           clearTimeout(timer);
-          reject(new Error(`agent: ${String(event.message)}\n${err}`));
+          reject(new Error(`agent: ${event.message}\n${err}`));
         }
-        nl = buffer.indexOf('\n');
-      }
-    });
+      }),
+    );
     void exited.then(({ code }) => reject(new Error(`agent exited (${code}) before ready:\n${err}`)));
   });
 }
 
-/** A client whose stream is `ctrdbg-agent relay` stdin/stdout, the same shape as an SSH exec channel. */
-function connectThroughRelay(listen: string): { client: DelveClient; relay: ChildProcess } {
-  const relay = spawn(agentBin, ['relay', listen], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** `ctrdbg-agent relay` with stdin/stdout as the stream (the same shape as an SSH exec channel). */
+function startRelay(listen: string): { stream: Duplex; relay: ChildProcess; notices: RelayNotice[] } {
+  const relay = spawn(agentBin, ['relay', listen], { stdio: ['pipe', 'pipe', 'pipe'] });
   children.push(relay);
+  const notices: RelayNotice[] = [];
+  relay.stderr!.on(
+    'data',
+    agentLineReader((e) => {
+      if (e.event === 'relay') notices.push(e);
+    }),
+  );
   const stream = Duplex.from({ readable: relay.stdout!, writable: relay.stdin! });
-  return { client: delveClientFromStream(stream, { endpoint: `relay→${listen}`, timeoutMs: 30_000 }), relay };
+  // The relay ends when dlv does (a detach): its stream then closes early, which is expected here.
+  stream.on('error', () => {});
+  return { stream, relay, notices };
+}
+
+/** A Delve client through a relay. */
+function connectThroughRelay(listen: string): {
+  client: DelveClient;
+  relay: ChildProcess;
+  notices: RelayNotice[];
+} {
+  const { stream, relay, notices } = startRelay(listen);
+  return {
+    client: delveClientFromStream(stream, { endpoint: `relay→${listen}`, timeoutMs: 30_000 }),
+    relay,
+    notices,
+  };
+}
+
+/** A minimal DAP client over a relay: Content-Length framed JSON both ways. */
+function dapThroughRelay(listen: string) {
+  const { stream, relay, notices } = startRelay(listen);
+  const messages: Record<string, unknown>[] = [];
+  let buffer = Buffer.alloc(0);
+  stream.on('data', (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    for (;;) {
+      const head = buffer.indexOf('\r\n\r\n');
+      if (head < 0) return;
+      const length = Number(/Content-Length: (\d+)/i.exec(buffer.subarray(0, head).toString())?.[1]);
+      if (buffer.length < head + 4 + length) return;
+      messages.push(JSON.parse(buffer.subarray(head + 4, head + 4 + length).toString()));
+      buffer = buffer.subarray(head + 4 + length);
+    }
+  });
+  let seq = 0;
+  const send = (command: string, args: Record<string, unknown> = {}) => {
+    const body = JSON.stringify({ seq: ++seq, type: 'request', command, arguments: args });
+    stream.write(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    return seq;
+  };
+  const response = async (requestSeq: number) => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const found = messages.find((m) => m.type === 'response' && m.request_seq === requestSeq);
+      if (found) return found;
+      if (Date.now() > deadline)
+        throw new Error(`no DAP response to ${requestSeq}: ${JSON.stringify(messages)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { send, response, messages, relay, notices };
+}
+
+/** Resolves once a second client sees the target running (Delve's non-blocking State). */
+async function waitRunning(listen: string): Promise<void> {
+  const { client, relay } = connectThroughRelay(listen);
+  const deadline = Date.now() + 10_000;
+  try {
+    while (!(await client.state(true)).Running) {
+      if (Date.now() > deadline) throw new Error('the target did not run within 10 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    client.close();
+    relay.stdin!.end();
+  }
+}
+
+/** The agent's last event, which must be its exit event. */
+function exitOf(events: AgentEvent[]): ExitEvent {
+  const last = events.at(-1);
+  if (last?.event !== 'exit')
+    throw new Error(`the agent's last event is not exit: ${JSON.stringify(events)}`);
+  return last;
 }
 
 async function armLabCreate(client: DelveClient, only?: string[]) {
@@ -235,7 +309,12 @@ describe('Delve layer against a real containerd', () => {
     agent.child.stdin!.end();
     const { code, events } = await agent.exited;
     expect(code, agent.stderr()).toBe(0);
-    expect(events.at(-1)).toMatchObject({ event: 'exit', reason: 'detached', cleared: 3 });
+    expect(exitOf(events)).toMatchObject({
+      reason: 'detached',
+      cleared: 3,
+      trigger: 'stdin-closed',
+      target: { alive: true, tracerPid: 0 },
+    });
     expect(isAlive(agent.dlvPid)).toBe(false);
     await expectContainerdHealthy(pid);
     expect((await ctrd!.ctr(['namespaces', 'ls', '-q'])).stdout).toContain(ns);
@@ -289,31 +368,152 @@ describe('Delve layer against a real containerd', () => {
         `max ${sorted.at(-1)?.toFixed(1)} ms\n`,
     );
 
-    // Detach by the client this time, halted and cleared; the agent sees dlv exit.
+    // Detach by the client this time: the relay carries it out as the safe detach; the agent sees dlv exit.
     await client.detach(false);
     relay.stdin!.end();
     const { code, events } = await agent.exited;
     expect(code).toBe(0);
-    expect(events.at(-1)).toMatchObject({ event: 'exit', reason: 'dlv-exited' });
+    expect(exitOf(events)).toMatchObject({ reason: 'dlv-exited', target: { alive: true, tracerPid: 0 } });
     await expectContainerdHealthy(pid);
   });
 
-  it('detaches on SIGTERM to the agent while armed and running', async () => {
-    const pid = ctrd!.pid;
-    const agent = await startAgent(pid);
+  /** Arms lab-create, waits for one real hit, then resumes: containerd runs with the breakpoints in place. */
+  async function armedAndRunning(agent: Agent) {
     const { client, relay } = connectThroughRelay(agent.listen);
     await armLabCreate(client);
+    const first = client.continue({ timeoutMs: 30_000 });
+    const ctr = ctrd!.spawnCtr(['namespaces', 'create', `mid${Date.now() % 100000}`]);
+    children.push(ctr);
+    const hit = await first;
+    expect(hit.halted).toBe(false);
+    expect(stoppedThreads(hit.state).some((t) => t.breakpoint.id > 0)).toBe(true);
     const running = client.continue({ timeoutMs: 60_000 }).catch((error: unknown) => error);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitRunning(agent.listen);
+    expect(await waitExit(ctr, 20_000)).toBe(0);
+    return { client, relay, running };
+  }
+
+  async function breakpointsGone(): Promise<void> {
+    // A call that would have hit one completes.
+    expect((await ctrd!.ctr(['namespaces', 'create', `after${Date.now() % 100000}`], 15_000)).code).toBe(0);
+  }
+
+  it('exit on SIGTERM to the agent while armed and running: detached', async () => {
+    const pid = ctrd!.pid;
+    const agent = await startAgent(pid);
+    const { relay, running } = await armedAndRunning(agent);
     agent.child.kill('SIGTERM');
     const { code, events } = await agent.exited;
     expect(code, agent.stderr()).toBe(0);
-    expect(events.at(-1)).toMatchObject({ event: 'exit', reason: 'detached', cleared: 3 });
+    expect(exitOf(events)).toMatchObject({
+      reason: 'detached',
+      cleared: 3,
+      trigger: 'signal SIGTERM',
+      target: { alive: true, tracerPid: 0 },
+    });
     await running;
     relay.stdin!.end();
     await waitExit(relay, 10_000);
     await expectContainerdHealthy(pid);
-    // The breakpoints are really gone: a call that would have hit one completes.
-    expect((await ctrd!.ctr(['namespaces', 'create', `after${Date.now() % 100000}`], 15_000)).code).toBe(0);
+    await breakpointsGone();
+  });
+
+  it('exit when the cleanup fails: the SIGTERM fallback detaches, reported as terminated', async () => {
+    const pid = ctrd!.pid;
+    const agent = await startAgent(pid, { CTRDBG_AGENT_FAULT: 'cleanup' });
+    const { relay, running } = await armedAndRunning(agent);
+    agent.child.stdin!.end();
+    const { code, events } = await agent.exited;
+    expect(code, agent.stderr()).toBe(3);
+    expect(agent.stderr()).toContain('cleanup failed on purpose');
+    expect(exitOf(events)).toMatchObject({
+      reason: 'terminated',
+      trigger: 'stdin-closed',
+      target: { alive: true, tracerPid: 0 },
+    });
+    await running;
+    relay.stdin!.end();
+    await waitExit(relay, 10_000);
+    await expectContainerdHealthy(pid);
+    await breakpointsGone();
+  });
+
+  it('the relay turns Detach{Kill:true} into a safe detach and refuses Restart', async () => {
+    const pid = ctrd!.pid;
+    const agent = await startAgent(pid);
+    const { client, relay, notices } = connectThroughRelay(agent.listen);
+    await armLabCreate(client);
+    const restart = await client
+      .call('Restart', { Position: '', ResetArgs: false, Rerecord: false })
+      .catch((e: Error) => e);
+    expect(String(restart)).toContain('ctrdbg refuses Restart');
+    expect(tracerPid(pid)).not.toBe(0); // refused, the session goes on
+    expect((await client.state()).Running).toBe(false);
+    await client.call('Detach', { Kill: true });
+    const { code, events } = await agent.exited;
+    expect(code).toBe(0);
+    expect(exitOf(events)).toMatchObject({ reason: 'dlv-exited', target: { alive: true, tracerPid: 0 } });
+    await waitExit(relay, 10_000);
+    expect(notices.map((n) => [n.action, n.request])).toEqual([
+      ['refused', 'Restart'],
+      ['detached', 'Detach{Kill:true}'],
+    ]);
+    expect(notices[1]?.cleared).toBe(3);
+    await expectContainerdHealthy(pid);
+    await breakpointsGone();
+  });
+
+  it('the relay refuses DAP terminate and restart, and turns disconnect{terminateDebuggee} into a safe detach', async () => {
+    const pid = ctrd!.pid;
+    const agent = await startAgent(pid);
+    const armer = connectThroughRelay(agent.listen);
+    await armLabCreate(armer.client);
+    armer.client.close();
+    armer.relay.stdin!.end();
+    const dap = dapThroughRelay(agent.listen);
+    expect(
+      await dap.response(dap.send('initialize', { adapterID: 'go', clientID: 'ctrdbg-test' })),
+    ).toMatchObject({
+      success: true,
+    });
+    for (const command of ['terminate', 'restart']) {
+      const answer = await dap.response(dap.send(command));
+      expect(answer).toMatchObject({ success: false, command });
+      expect(String(answer.message)).toContain('ctrdbg refuses');
+      expect(tracerPid(pid)).not.toBe(0);
+    }
+    expect(await dap.response(dap.send('disconnect', { terminateDebuggee: true }))).toMatchObject({
+      success: true,
+      command: 'disconnect',
+    });
+    expect(dap.messages.some((m) => m.type === 'event' && m.event === 'terminated')).toBe(true);
+    const { events } = await agent.exited;
+    expect(exitOf(events)).toMatchObject({ reason: 'dlv-exited', target: { alive: true, tracerPid: 0 } });
+    expect(dap.notices.map((n) => [n.action, n.request])).toEqual([
+      ['refused', 'terminate'],
+      ['refused', 'restart'],
+      ['detached', 'disconnect{terminateDebuggee:true}'],
+    ]);
+    await expectContainerdHealthy(pid);
+    await breakpointsGone();
+  });
+
+  it('exit when dlv dies: reported as dlv-exited, with the target as /proc shows it', async () => {
+    // No breakpoints of ours are set (a killed dlv leaves its int3s behind): the target runs, then dlv is killed.
+    const pid = ctrd!.pid;
+    const agent = await startAgent(pid);
+    const { client, relay } = connectThroughRelay(agent.listen);
+    const running = client.continue({ timeoutMs: 60_000 }).catch((error: unknown) => error);
+    await waitRunning(agent.listen);
+    process.kill(agent.dlvPid, 'SIGKILL');
+    const { code, events } = await agent.exited;
+    expect(code).toBe(0);
+    const exit = exitOf(events);
+    expect(exit.reason).toBe('dlv-exited');
+    expect(exit.dlvError).toMatch(/killed/);
+    expect(exit.target).toEqual({ alive: true, tracerPid: 0 });
+    await running;
+    relay.stdin!.end();
+    await expectContainerdHealthy(pid);
   });
 });

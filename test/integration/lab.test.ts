@@ -3,7 +3,18 @@
  * up → real SSH login as the lab user with a pinned host key → sudo → status → idempotent up → down
  * with no process left.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ctrdbg, ctrdbgJson } from '../helpers/cli.js';
 import { type LabStatusJson, labEnv, labStatus, sshExec } from '../helpers/lab.js';
@@ -57,9 +68,31 @@ describe('ctrdbg lab', () => {
     expect(who.stdout.split('\n')).toEqual(['ctrdbglab', 'sudo-ok', '']);
   });
 
-  it('rejects a host whose key does not match the pinned one', async () => {
-    const wrong = { ...first, ssh: { ...first.ssh, knownHostsPath: '/dev/null' } };
-    await expect(sshExec(wrong, 'true')).rejects.toThrow(/verification|host/i);
+  it("ctrdbg pins the lab's host key: the lab's own known_hosts passes, another key or none is refused", async () => {
+    const target = `ssh://${first.ssh.user}@127.0.0.1:${first.ssh.port}`;
+    const check = (knownHosts: string) =>
+      ctrdbg(['doctor', target, '--key', first.ssh.keyPath, '--known-hosts', knownHosts, '--json'], { env });
+    const pinned = await check(first.ssh.knownHostsPath);
+    const reachable = (JSON.parse(pinned.stdout) as { checks: { id: string; status: string }[] }).checks.find(
+      (c) => c.id === 'reachable',
+    );
+    expect(reachable?.status, pinned.stderr).toBe('ok');
+
+    const dir = mkdtempSync(join(tmpdir(), 'ctrdbg-pin-'));
+    try {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'other')]);
+      const other = readFileSync(join(dir, 'other.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+      writeFileSync(join(dir, 'changed'), `[127.0.0.1]:${first.ssh.port} ${other}\n`);
+      const changed = await check(join(dir, 'changed'));
+      expect(changed.exitCode, changed.stderr).toBe(9);
+      expect(`${changed.stdout}${changed.stderr}`).toContain('has CHANGED');
+      writeFileSync(join(dir, 'empty'), '');
+      const missing = await check(join(dir, 'empty'));
+      expect(missing.exitCode, missing.stderr).toBe(9);
+      expect(`${missing.stdout}${missing.stderr}`).toContain('is not in known_hosts');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('listens on loopback only', async () => {

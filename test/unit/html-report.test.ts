@@ -138,9 +138,10 @@ describe('HTML timeline in headless Chromium', () => {
     const container = args.locator('details[data-path="Container"]');
     await expect.poll(() => container.textContent(), { timeout: WAIT_MS }).toContain('ID string = "c2"');
     await container.locator('details[data-path="Labels"] > summary').click();
-    expect(await container.locator('details[data-path="Labels"]').textContent()).toContain(
-      '"io.ctrdbg/registry-token" string = <redacted>',
-    );
+    // Children render when the <details> opens: wait for them rather than read right after the click.
+    await expect
+      .poll(() => container.locator('details[data-path="Labels"]').textContent(), { timeout: WAIT_MS })
+      .toContain('"io.ctrdbg/registry-token" string = <redacted>');
     expect(await page.locator('[data-section="locals"]').textContent()).toContain(
       'created containers.Container = <unreadable: could not find loclist entry',
     );

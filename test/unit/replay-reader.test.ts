@@ -1,5 +1,5 @@
 /** The session reader (line-offset index, validation, truncation) and the writer the recorder uses. */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -273,10 +273,13 @@ describe('seekHit (one hit without indexing the file)', () => {
 });
 
 describe('createSessionWriter', () => {
-  it('appends canonical lines, creates the file mode 0600 and tightens an existing one', () => {
+  it('writes canonical lines, mode 0600, replacing an existing file only with force', () => {
     const path = join(dir, 'rec.jsonl');
-    writeFileSync(path, '', { mode: 0o644 });
-    const writer = createSessionWriter(path, { fsyncEveryRecords: 2 });
+    writeFileSync(path, 'an earlier recording\n', { mode: 0o644 });
+    expect(inputFailure(() => createSessionWriter(path)).message).toContain('exists already');
+    const writer = createSessionWriter(path, { fsyncEveryRecords: 2, force: true });
+    // Until the header is on disk, the old file is untouched.
+    expect(readFileSync(path, 'utf8')).toBe('an earlier recording\n');
     writer.writeHeader(header);
     const hits = sampleLines.slice(1, 13).map((l) => JSON.parse(l) as HitRecord);
     // Scrambled key order in, canonical order out.
@@ -288,6 +291,19 @@ describe('createSessionWriter', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(readFileSync(path, 'utf8')).toBe(`${sampleLines.join('\n')}\n`);
     expect(() => writer.writeHit(hits[0]!)).toThrow(/closed/);
+    expect(readdirSync(dir).filter((f) => f.includes('ctrdbg-partial'))).toEqual([]);
+  });
+
+  it('leaves the old file and no partial one when it ends before the header', () => {
+    const path = join(dir, 'kept.jsonl');
+    writeFileSync(path, 'keep me\n');
+    const writer = createSessionWriter(path, { force: true });
+    expect(readdirSync(dir).some((f) => f.startsWith('.kept.jsonl.') && f.endsWith('.ctrdbg-partial'))).toBe(
+      true,
+    );
+    writer.close();
+    expect(readFileSync(path, 'utf8')).toBe('keep me\n');
+    expect(readdirSync(dir).filter((f) => f.includes('ctrdbg-partial'))).toEqual([]);
   });
 
   it('creates a new file mode 0600 and reports an unwritable path as an input error', () => {
@@ -297,7 +313,7 @@ describe('createSessionWriter', () => {
     writer.close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(inputFailure(() => createSessionWriter(join(dir, 'missing-dir', 'x.jsonl'))).message).toContain(
-      'cannot write',
+      'does not exist',
     );
   });
 });

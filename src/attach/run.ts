@@ -1,0 +1,558 @@
+/**
+ * `ctrdbg attach`: Delve on the node's running containerd, named breakpoint sets armed, every hit recorded —
+ * and whatever way it ends (the trigger finished, --max-hits, --duration, Ctrl-C, an error, a dropped
+ * connection, this process killed) breakpoints are cleared and Delve detaches without killing containerd.
+ *
+ * Everything that can be refused is checked before containerd is touched: the options, the sets, the record
+ * file, the hand-over port, the node (sudo, not traced, a debug build).
+ */
+import { performance } from 'node:perf_hooks';
+import type { ResolvedSet } from '../breakpoints/resolve.js';
+import { type BreakpointSet, findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
+import { inspectBinary } from '../build/debugInfo.js';
+import { ensureAgent, type NodeDebugger, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
+import { waitServing } from '../deploy/binarySwap.js';
+import { readNodeState } from '../deploy/nodeState.js';
+import { fetchRunningBinary, type NodeProbe, probeNode } from '../deploy/probe.js';
+import { serviceControl } from '../deploy/service.js';
+import { inputError, nodeError, notDebuggableError, usageError } from '../errors.js';
+import {
+  type ArmedBreakpoint,
+  type ArmedLocation,
+  type RecordOutcome,
+  recordHits,
+} from '../record/recorder.js';
+import { maskCommandLine } from '../record/redact.js';
+import { checkRecordPath, createSessionWriter, type SessionWriter } from '../record/sessionFile.js';
+import type { EndReason, EndRecord, HitRecord } from '../record/sessionFormat.js';
+import type { RemoteHost } from '../target/remoteHost.js';
+import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
+import { connectHost } from '../target/sshHost.js';
+import type { Target } from '../target/target.js';
+import { interruptOnSignals } from '../util/interrupt.js';
+import type { Logger } from '../util/output.js';
+import { armSets } from './arm.js';
+import { bindHandoverPort, type HandoverOutcome, type HandoverPort, serveHandover } from './handover.js';
+import { sessionHeader } from './header.js';
+import { type RunningTrigger, startTrigger, TRIGGER_GRACE_MS, type TriggerResult } from './trigger.js';
+
+export interface AttachOptions extends TargetOptions {
+  set: string[];
+  setsDir?: string;
+  record?: string;
+  /** Replace an existing --record file. */
+  force?: boolean;
+  trigger?: string;
+  triggerOnNode?: boolean;
+  maxHits?: number;
+  /** Seconds. */
+  duration?: number;
+  interactive?: boolean;
+  /** Local port for the interactive hand-over (0 = any free one). */
+  port?: number;
+  noRedact?: boolean;
+  /** Where `--interactive` writes .vscode/launch.json (default: the current directory). */
+  vscodeDir?: string;
+}
+
+export interface AttachResult {
+  target: string;
+  containerd: { pid: number; pidAfter: number; serving: boolean; traced: boolean; version: string };
+  sets: string[];
+  armed: { name: string; function: string; file: string; line: number; optimized: boolean }[];
+  unresolved: { set: string; entry: string; suggestions: string[] }[];
+  notes: string[];
+  haltWindowMs: number;
+  hits: number;
+  perBreakpoint: Record<string, number>;
+  stops: number;
+  /** The longest time containerd was held stopped at once, hand-over included. */
+  maxStoppedMs: number;
+  reason: EndReason;
+  message?: string;
+  detached: boolean;
+  record?: string;
+  trigger?: TriggerResult & { shownAs: string };
+  interactive?: {
+    port: number;
+    dlvConnect: string;
+    launchJson?: string;
+    clients: number;
+    requests: { action: string; request?: string }[];
+    holdsMs: number[];
+  };
+}
+
+export interface AttachHooks {
+  onHit?: (hit: HitRecord) => void;
+  onArmed?: (info: { armed: number; haltWindowMs: number }) => void;
+  /** The hand-over began; `text` tells the user how to connect (print it, also with --json). */
+  onHandover?: (info: { port: number; launchJson?: string; text: string }) => void;
+}
+
+export function chooseSets(names: string[], setsDir: string | undefined): BreakpointSet[] {
+  if (!names.length) {
+    throw usageError('Which breakpoints? attach needs at least one --set.', {
+      hint: 'List them with: ctrdbg sets list',
+    });
+  }
+  const all = loadBreakpointSets(setsDir ? { setsDir } : {});
+  const chosen = [...new Set(names)].map((n) => findBreakpointSet(all, n));
+  const shim = chosen.filter((s) => s.process !== 'containerd');
+  if (shim.length) {
+    throw inputError(
+      `Set ${shim.map((s) => s.name).join(', ')} targets ${shim[0]?.process}, a separate process from containerd.`,
+      {
+        hint: 'attach debugs containerd itself; pick sets whose process is containerd (ctrdbg sets list).',
+      },
+    );
+  }
+  return chosen;
+}
+
+function checkOptions(options: AttachOptions): void {
+  if (options.maxHits !== undefined && (!Number.isInteger(options.maxHits) || options.maxHits < 1)) {
+    throw usageError('--max-hits must be a whole number of at least 1.');
+  }
+  if (options.duration !== undefined && !(options.duration > 0))
+    throw usageError('--duration must be a positive number of seconds.');
+  if (options.force && !options.record) throw usageError('--force only applies to --record FILE.');
+  if (options.record) checkRecordPath(options.record, options.force);
+}
+
+/** What the node looked like when the attach began, and how it was armed. */
+interface Attached {
+  target: Target;
+  host: RemoteHost;
+  probe: NodeProbe;
+  dbg: NodeDebugger;
+  sets: BreakpointSet[];
+  locations: Map<number, ArmedLocation>;
+  breakpoints: ArmedBreakpoint[];
+  resolved: ResolvedSet[];
+  unresolved: AttachResult['unresolved'];
+  notes: string[];
+  writer: SessionWriter | undefined;
+  /** performance.now() when dlv attached (containerd paused) and when recording started. */
+  pausedAt: number;
+  startedAt: number;
+  manifest: Record<string, unknown> | null;
+}
+
+export async function runAttach(
+  spec: string | undefined,
+  options: AttachOptions,
+  log: Logger,
+  hooks: AttachHooks = {},
+): Promise<AttachResult> {
+  const sets = chooseSets(options.set, options.setsDir);
+  checkOptions(options);
+  const handoverPort = options.interactive ? await bindHandoverPort(options.port) : undefined;
+  const interrupt = interruptOnSignals(
+    log,
+    'stopping: clearing breakpoints and detaching…',
+    'still detaching from containerd — please wait (it must not be left stopped)',
+  );
+  let host: RemoteHost | undefined;
+  let attached: Attached | undefined;
+  try {
+    const target = await resolveTarget(spec, options);
+    host = await connectHost(target.endpoint);
+    attached = await attach(host, target, sets, options, log);
+    const haltWindowMs = performance.now() - attached.pausedAt;
+    hooks.onArmed?.({ armed: attached.locations.size, haltWindowMs });
+    const run = await record(attached, options, interrupt.signal, handoverPort, log, hooks);
+    const finished = await finish(attached, run, log);
+    run.trigger = await endTrigger(run.runningTrigger, run.reason, Boolean(options.interactive), log);
+    writeEnd(attached, run, finished);
+    const a = attached;
+    attached = undefined;
+    if (run.failure && run.reason !== 'connection-lost') throw run.failure;
+    return {
+      target: a.target.spec,
+      containerd: { pid: a.probe.pid, ...finished, version: a.probe.version },
+      sets: sets.map((s) => s.name),
+      armed: a.breakpoints.map((b) => ({
+        name: b.name,
+        function: b.function,
+        file: b.file,
+        line: b.line,
+        optimized: b.optimized,
+      })),
+      unresolved: a.unresolved,
+      notes: a.notes,
+      haltWindowMs: Math.round(haltWindowMs),
+      hits: run.outcome?.hits ?? 0,
+      perBreakpoint: run.outcome?.perBreakpoint ?? {},
+      stops: run.outcome?.stops ?? 0,
+      maxStoppedMs: Math.round(run.maxStoppedMs * 10) / 10,
+      reason: run.reason,
+      ...(run.message ? { message: run.message } : {}),
+      detached: finished.detached,
+      ...(options.record ? { record: options.record } : {}),
+      ...(run.trigger ? { trigger: run.trigger } : {}),
+      ...(run.handover && handoverPort
+        ? {
+            interactive: {
+              port: handoverPort.port,
+              dlvConnect: `dlv connect 127.0.0.1:${handoverPort.port}`,
+              ...(run.launchJson ? { launchJson: run.launchJson } : {}),
+              clients: run.handover.clients,
+              requests: run.handover.requests.map((r) => ({
+                action: r.action,
+                ...(r.request ? { request: r.request } : {}),
+              })),
+              holdsMs: run.handover.holdsMs.map((h) => Math.round(h)),
+            },
+          }
+        : {}),
+    };
+  } finally {
+    interrupt.dispose();
+    handoverPort?.close();
+    if (attached) {
+      // An error before or during arming: still clear and detach.
+      const result = await attached.dbg
+        .stop()
+        .catch((error: Error) => ({ detached: false, errors: [error.message] }));
+      if (!result.detached)
+        log.warn(`detach reported: ${'errors' in result ? result.errors.join('; ') : 'unknown'}`);
+      attached.writer?.close();
+    }
+    await host?.close();
+  }
+}
+
+/** Checks the node, attaches dlv (containerd pauses here) and arms every set. */
+async function attach(
+  host: RemoteHost,
+  target: Target,
+  sets: BreakpointSet[],
+  options: AttachOptions,
+  log: Logger,
+): Promise<Attached> {
+  await host.checkSudo();
+  const probe = await probeNode(host, target);
+  if (probe.tracerPid) {
+    throw nodeError(`containerd (pid ${probe.pid}) is traced by pid ${probe.tracerPid} already.`, {
+      hint: 'Quit that debugger first (with `exit -c` in dlv), then attach again.',
+    });
+  }
+  const state = await readNodeState(host, target);
+  // Attaching to a stripped or optimised containerd only yields errors: check first (cheap when setup
+  // recorded this very binary).
+  if (state.installed?.sha256 !== probe.runningSha256) {
+    const report = await inspectBinary(await fetchRunningBinary(host, probe), {
+      expectedArch: probe.goArch,
+      delveVersion: null,
+    });
+    if (!report.debuggable) {
+      throw notDebuggableError(
+        `containerd on ${target.endpoint.label} (${probe.binary}) is not a debug build: ${report.problems.join('; ')}.`,
+        { hint: `Install one with: ctrdbg setup ${target.spec}` },
+      );
+    }
+  }
+  const dlvPath = await nodeDlvPath(host, target);
+  const agentPath = await ensureAgent(host, target, probe.goArch, log);
+  log.step(`attaching dlv to containerd pid ${probe.pid} on ${target.endpoint.label}`);
+
+  // From here containerd is paused (headless attach without --continue) until the first continue.
+  const pausedAt = performance.now();
+  const dbg = await startNodeDebugger(host, { pid: probe.pid, agentPath, dlvPath, log });
+  const base = { target, host, probe, dbg, sets, pausedAt, manifest: state.installed?.manifest ?? null };
+  let armed: Awaited<ReturnType<typeof armSets>>;
+  try {
+    armed = await armSets(dbg.client, sets, log);
+  } catch (error) {
+    await dbg.stop().catch(() => undefined);
+    throw error;
+  }
+  const unresolved = armed.resolved.flatMap((r) =>
+    r.entries
+      .filter((e) => e.locations.length === 0)
+      .map((e) => ({ set: r.set, entry: e.entry, suggestions: e.suggestions })),
+  );
+  const notes = [...new Set(armed.resolved.flatMap((r) => r.notes))];
+  if (armed.locations.size === 0) {
+    await dbg.stop().catch(() => undefined);
+    throw inputError(
+      `None of the functions in ${sets.map((s) => s.name).join(', ')} exist in this containerd.`,
+      {
+        hint: `${notes.join(' ')} Closest names: ${
+          unresolved
+            .flatMap((u) => u.suggestions)
+            .slice(0, 3)
+            .join(', ') || 'none'
+        }. See: ctrdbg sets check ${target.spec}`.trim(),
+      },
+    );
+  }
+  for (const u of unresolved)
+    log.warn(
+      `${u.set}/${u.entry}: not in this binary${u.suggestions.length ? ` (closest: ${u.suggestions.slice(0, 2).join(', ')})` : ''}`,
+    );
+  let writer: SessionWriter | undefined;
+  if (options.record) {
+    writer = createSessionWriter(options.record, { force: options.force });
+    writer.writeHeader(
+      sessionHeader({
+        target,
+        probe,
+        manifest: base.manifest,
+        delveVersion: dbg.delveVersion,
+        sets,
+        breakpoints: armed.breakpoints,
+        redact: !options.noRedact,
+        ...(options.trigger ? { trigger: maskCommandLine(options.trigger) } : {}),
+      }),
+    );
+  }
+  return {
+    ...base,
+    locations: armed.locations,
+    breakpoints: armed.breakpoints,
+    resolved: armed.resolved,
+    unresolved,
+    notes,
+    writer,
+    startedAt: performance.now(),
+  };
+}
+
+interface RunOutcome {
+  reason: EndReason;
+  message?: string;
+  outcome?: RecordOutcome;
+  failure?: unknown;
+  runningTrigger?: { trigger: RunningTrigger; shownAs: string };
+  trigger?: TriggerResult & { shownAs: string };
+  maxStoppedMs: number;
+  handover?: HandoverOutcome;
+  launchJson?: string;
+}
+
+/**
+ * Records until a stop condition, then stops the trigger if it still runs. Every stop condition aborts the
+ * recording loop, which ends with containerd stopped and not resumed; the caller then clears and detaches.
+ */
+async function record(
+  a: Attached,
+  options: AttachOptions,
+  interrupt: AbortSignal,
+  handoverPort: HandoverPort | undefined,
+  log: Logger,
+  hooks: AttachHooks,
+): Promise<RunOutcome> {
+  const controller = new AbortController();
+  let reason: EndReason = 'interrupted';
+  let message: string | undefined;
+  const stop = (why: EndReason, text?: string) => {
+    if (controller.signal.aborted) return;
+    reason = why;
+    message = text;
+    controller.abort(why);
+  };
+  if (interrupt.aborted) stop('interrupted');
+  interrupt.addEventListener('abort', () => stop('interrupted'), { once: true });
+  a.host.onClose((error) => stop('connection-lost', error?.message ?? 'the SSH connection closed'));
+  a.dbg.onLost((why) => stop('connection-lost', why));
+  const timer = options.duration ? setTimeout(() => stop('duration'), options.duration * 1000) : undefined;
+  const masked = options.trigger ? maskCommandLine(options.trigger) : undefined;
+
+  let outcome: RecordOutcome | undefined;
+  let failure: unknown;
+  let trigger: RunningTrigger | undefined;
+  let handover: HandoverOutcome | undefined;
+  let launchJson: string | undefined;
+  try {
+    const recording = recordHits({
+      client: a.dbg.client,
+      armed: a.locations,
+      writer: a.writer,
+      fieldNameRedaction: !options.noRedact,
+      // --interactive records the first hit, then hands containerd over, stopped there.
+      maxHits: options.interactive ? 1 : options.maxHits,
+      signal: controller.signal,
+      startedAt: a.startedAt,
+      ...(hooks.onHit ? { onHit: hooks.onHit } : {}),
+      onPanic: (what) => log.warn(`containerd stopped at ${what}`),
+    }).then(
+      (o) => {
+        outcome = o;
+        if (o.reason === 'max-hits' && !options.interactive) reason = 'max-hits';
+      },
+      (error: unknown) => {
+        failure = error;
+      },
+    );
+    if (options.interactive) log.step('waiting for the first hit (Ctrl-C to give up)');
+    // The trigger starts only once everything is armed and containerd runs again.
+    if (options.trigger && masked) {
+      trigger = startTrigger(
+        a.host,
+        a.target,
+        options.trigger,
+        { shownAs: masked.text, onNode: Boolean(options.triggerOnNode) },
+        log,
+      );
+      void trigger.done.then((r) => {
+        if (options.interactive) return;
+        stop(
+          'trigger-finished',
+          r.exitCode === 0 ? undefined : `the trigger exited with ${r.exitCode ?? r.signal}`,
+        );
+      });
+    }
+    await recording;
+    if (options.interactive && outcome?.reason === 'max-hits' && handoverPort && !failure) {
+      launchJson = await writeLaunchJson(a, handoverPort.port, options);
+      hooks.onHandover?.({
+        port: handoverPort.port,
+        ...(launchJson ? { launchJson } : {}),
+        text: handoverText(a, handoverPort.port, launchJson),
+      });
+      handover = await serveHandover({
+        port: handoverPort,
+        dbg: a.dbg,
+        stoppedSince: outcome.lastStopAt ?? performance.now(),
+        signal: controller.signal,
+        log,
+      });
+      reason = handover.reason === 'interrupted' ? 'interactive-ended' : handover.reason;
+      message = handover.message ?? message;
+    }
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+  if (failure) {
+    reason = reason === 'connection-lost' ? reason : 'error';
+    message = (failure as Error).message;
+  }
+  const holds = handover?.holdsMs ?? [];
+  return {
+    reason,
+    ...(message ? { message } : {}),
+    ...(outcome ? { outcome } : {}),
+    ...(failure ? { failure } : {}),
+    ...(trigger && masked ? { runningTrigger: { trigger, shownAs: masked.text } } : {}),
+    maxStoppedMs: Math.max(outcome?.maxStoppedMs ?? 0, ...holds),
+    ...(handover ? { handover } : {}),
+    ...(launchJson ? { launchJson } : {}),
+  };
+}
+
+function handoverText(a: Attached, port: number, launchJson: string | undefined): string {
+  return [
+    '',
+    'containerd is stopped at the first hit. Connect a debugger to it:',
+    `  dlv connect 127.0.0.1:${port}`,
+    "  Leave dlv with 'exit' (any answers): ctrdbg's relay never lets it kill containerd, it detaches instead.",
+    ...(launchJson ? [`  VS Code: the "ctrdbg attach: ${a.target.spec}" entry in ${launchJson}`] : []),
+    'Press Ctrl-C here to clear the breakpoints, detach and leave containerd running.',
+  ].join('\n');
+}
+
+async function writeLaunchJson(
+  a: Attached,
+  port: number,
+  options: AttachOptions,
+): Promise<string | undefined> {
+  const manifest = (await readNodeState(a.host, a.target)).installed?.manifest as
+    | { source?: { sourceRoots?: string[] } }
+    | undefined;
+  const root = manifest?.source?.sourceRoots?.[0];
+  if (!root) return undefined;
+  const { attachLaunchConfig, mergeLaunchJson } = await import('../commands/vscode.js');
+  const merged = await mergeLaunchJson(options.vscodeDir ?? process.cwd(), [
+    attachLaunchConfig({ target: a.target.spec, port, localRoot: root, remoteRoot: root }),
+  ]);
+  return merged.path;
+}
+
+/** Clears breakpoints and detaches, then checks containerd from the node: same PID, untraced, serving. */
+async function finish(
+  a: Attached,
+  run: RunOutcome,
+  log: Logger,
+): Promise<{ pidAfter: number; serving: boolean; traced: boolean; detached: boolean }> {
+  log.step('clearing breakpoints and detaching');
+  const stopped = await a.dbg.stop();
+  for (const e of stopped.errors) log.warn(e);
+  let pidAfter = 0;
+  let serving = false;
+  let traced = false;
+  if (run.reason !== 'connection-lost') {
+    pidAfter = await serviceControl(a.host, a.target.service)
+      .mainPid()
+      .catch(() => 0);
+    serving = pidAfter > 0 && (await waitServing(a.host, a.target, 10_000));
+    const tracer = await a.host
+      .exec(`awk '/^TracerPid:/{print $2}' /proc/${a.probe.pid}/status`, { sudo: true })
+      .catch(() => undefined);
+    traced = Number(tracer?.stdout.trim() ?? 0) !== 0;
+    if (pidAfter !== a.probe.pid)
+      log.warn(`containerd's pid changed: ${a.probe.pid} → ${pidAfter || 'none'}`);
+  }
+  return { pidAfter, serving, traced, detached: stopped.detached };
+}
+
+/**
+ * A trigger still running when the recording ended gets SIGTERM to its process group, and SIGKILL after the
+ * grace period. After a hand-over it first gets that grace period to finish by itself: its calls were held at
+ * the breakpoint and complete once containerd runs again.
+ */
+async function endTrigger(
+  running: RunOutcome['runningTrigger'],
+  reason: EndReason,
+  interactive: boolean,
+  log: Logger,
+): Promise<RunOutcome['trigger']> {
+  if (!running) return undefined;
+  const { trigger, shownAs } = running;
+  if (trigger.running && interactive) {
+    await Promise.race([trigger.done, new Promise((r) => setTimeout(r, TRIGGER_GRACE_MS).unref())]);
+  }
+  if (trigger.running)
+    log.warn(
+      `the trigger was still running when recording stopped (${reason}): stopping it (SIGTERM to its process group)`,
+    );
+  const result = await trigger.stop();
+  if (result.stoppedBy)
+    log.warn(
+      `stopped the trigger with ${result.stoppedBy}${result.stoppedBy === 'SIGKILL' ? ' (it ignored SIGTERM)' : ''}`,
+    );
+  return { ...result, command: shownAs, shownAs };
+}
+
+function writeEnd(
+  a: Attached,
+  run: RunOutcome,
+  node: { pidAfter: number; serving: boolean; detached: boolean },
+): void {
+  const end: EndRecord = {
+    type: 'end',
+    t: Math.round(performance.now() - a.startedAt),
+    wall: new Date().toISOString(),
+    reason: run.reason,
+    ...(run.message ? { message: run.message } : {}),
+    hits: run.outcome?.hits ?? 0,
+    perBreakpoint: run.outcome?.perBreakpoint ?? {},
+    dropped: 0,
+    detached: node.detached,
+    containerdPid: node.pidAfter || a.probe.pid,
+    containerdServing: node.serving,
+    maxStoppedMs: Math.round(run.maxStoppedMs * 10) / 10,
+    ...(run.trigger
+      ? {
+          trigger: {
+            exitCode: run.trigger.exitCode,
+            ...(run.trigger.signal ? { signal: run.trigger.signal } : {}),
+            ...(run.trigger.stoppedBy ? { stoppedBy: run.trigger.stoppedBy } : {}),
+          },
+        }
+      : {}),
+  };
+  a.writer?.writeEnd(end);
+  a.writer?.close();
+}
