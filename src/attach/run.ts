@@ -27,7 +27,7 @@ import { checkRecordPath, createSessionWriter, type SessionWriter } from '../rec
 import type { EndReason, EndRecord, HitRecord } from '../record/sessionFormat.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/sshHost.js';
+import { connectHost } from '../target/ssh/sshHost.js';
 import type { Target } from '../target/target.js';
 import { interruptOnSignals } from '../util/interrupt.js';
 import type { Logger } from '../util/output.js';

@@ -9,7 +9,7 @@ import { probeNode } from '../deploy/probe.js';
 import { ExitCode, nodeError } from '../errors.js';
 import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/sshHost.js';
+import { connectHost } from '../target/ssh/sshHost.js';
 import { createLogger, formatTable, mark, style } from '../util/output.js';
 
 function preview(v: RecordedValue | undefined, max = 60): string {

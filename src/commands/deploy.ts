@@ -5,7 +5,7 @@ import { type DoctorOptions, type DoctorResult, doctor } from '../deploy/doctor.
 import { type SetupOptions, type SetupResult, setupNode } from '../deploy/setupNode.js';
 import { ExitCode } from '../errors.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/sshHost.js';
+import { connectHost } from '../target/ssh/sshHost.js';
 import { createLogger, formatBytes, formatTable, mark, style } from '../util/output.js';
 
 export async function setupCommand(

@@ -8,7 +8,7 @@ import { isCtrdbgError } from '../errors.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/sshHost.js';
+import { connectHost } from '../target/ssh/sshHost.js';
 import { waitServing } from './binarySwap.js';
 import { readNodeState } from './nodeState.js';
 import { fetchRunningBinary, type NodeProbe, probeNode, semverOf } from './probe.js';

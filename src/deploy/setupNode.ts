@@ -26,7 +26,7 @@ import {
 import type { RemoteHost } from '../target/remoteHost.js';
 import { shellQuote } from '../target/remoteHost.js';
 import { rememberTarget, resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/sshHost.js';
+import { connectHost } from '../target/ssh/sshHost.js';
 import type { Target } from '../target/target.js';
 import { exists, sha256File } from '../util/fsx.js';
 import { interruptOnSignals } from '../util/interrupt.js';

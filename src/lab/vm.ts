@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { labRoot } from '../config.js';
 import { environmentError, inputError, isCtrdbgError, nodeError, unreachableError } from '../errors.js';
 import type { RemoteHost, SshEndpoint } from '../target/remoteHost.js';
-import { connectHost } from '../target/sshHost.js';
+import { connectHost } from '../target/ssh/sshHost.js';
 import { SYSTEMD_ROOT, SYSTEMD_SOCKET, SYSTEMD_UNIT, type Target } from '../target/target.js';
 import { run, runChecked } from '../util/exec.js';
 import { exists, isAlive, sleep } from '../util/fsx.js';

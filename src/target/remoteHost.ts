@@ -20,6 +20,8 @@ export interface SshEndpoint {
   label: string;
   /** Seconds to wait for the TCP connection and SSH handshake. */
   readyTimeoutMs?: number;
+  /** What to check when the node does not answer, from whoever resolved it (e.g. how to bring a lab up). */
+  unreachableHint?: string;
 }
 
 export interface ExecOptions {

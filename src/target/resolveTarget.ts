@@ -128,6 +128,7 @@ export async function resolveLab(name: string): Promise<Target> {
       keyPath: paths.ssh.clientKey,
       knownHostsPath: paths.ssh.knownHosts,
       label: name === 'default' ? 'lab' : `lab:${name}`,
+      unreachableHint: `For the lab: 'ctrdbg lab status${name === 'default' ? '' : ` --name ${name}`}', then 'ctrdbg lab up${name === 'default' ? '' : ` --name ${name}`}'.`,
     },
     service: { kind: 'lab', command: paths.node.service, envFile: paths.node.envFile },
     node: {
