@@ -536,15 +536,15 @@ function prune(value, depth) {
 }
 
 async function loadWriter() {
-  const dist = join(root, 'dist', 'record', 'sessionFile.js');
+  const dist = join(root, 'dist', 'recording', 'writer.js');
   if (!existsSync(dist)) throw new Error(`${dist} is missing: run npx tsc -p tsconfig.json first`);
   return import(pathToFileURL(dist).href);
 }
 
 /** Writes the sample (or `hits` hits cycling through its scenario, on many goroutines) to `out`. */
 export async function writeSession(out, { hits: count, compact = false } = {}) {
-  const { createSessionWriter } = await loadWriter();
-  const writer = createSessionWriter(out, { fsyncEveryRecords: 20000, fsyncIntervalMs: 60_000 });
+  const { createRecordingWriter } = await loadWriter();
+  const writer = createRecordingWriter(out, { force: true, fsyncEveryRecords: 20000, fsyncIntervalMs: 60_000 });
   writer.writeHeader(header);
   if (count === undefined) {
     const { hits, end } = sampleRecords();

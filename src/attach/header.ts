@@ -4,7 +4,7 @@ import { packageVersion } from '../config.js';
 import type { NodeProbe } from '../deploy/probe.js';
 import type { ArmedBreakpoint } from '../record/recorder.js';
 import { describeRules, type MaskedCommand } from '../record/redact.js';
-import { SESSION_FORMAT, SESSION_VERSION, type SessionHeader } from '../record/sessionFormat.js';
+import { RECORDING_FORMAT, RECORDING_VERSION, type RecordingHeader } from '../recording/format.js';
 import type { Target } from '../target/target.js';
 
 export interface HeaderInput {
@@ -19,7 +19,7 @@ export interface HeaderInput {
   trigger?: MaskedCommand;
 }
 
-export function sessionHeader(input: HeaderInput): SessionHeader {
+export function sessionHeader(input: HeaderInput): RecordingHeader {
   const { target, probe, manifest, sets } = input;
   const rules = {
     paths: [...new Set(sets.flatMap((s) => s.entries.flatMap((e) => e.redact)))],
@@ -30,8 +30,8 @@ export function sessionHeader(input: HeaderInput): SessionHeader {
   const goVersion = (manifest?.binary as { goVersion?: string } | undefined)?.goVersion;
   return {
     type: 'header',
-    format: SESSION_FORMAT,
-    version: SESSION_VERSION,
+    format: RECORDING_FORMAT,
+    version: RECORDING_VERSION,
     createdAt: new Date().toISOString(),
     ctrdbgVersion: packageVersion(),
     target: {

@@ -23,8 +23,8 @@ import {
   recordHits,
 } from '../record/recorder.js';
 import { maskCommandLine } from '../record/redact.js';
-import { checkRecordPath, createSessionWriter, type SessionWriter } from '../record/sessionFile.js';
-import type { EndReason, EndRecord, HitRecord } from '../record/sessionFormat.js';
+import type { EndReason, EndRecord, HitRecord } from '../recording/format.js';
+import { checkRecordPath, createRecordingWriter, type RecordingWriter } from '../recording/writer.js';
 import type { RemoteHost } from '../target/remoteHost.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
 import { connectHost } from '../target/ssh/sshHost.js';
@@ -132,7 +132,7 @@ interface Attached {
   resolved: ResolvedSet[];
   unresolved: AttachResult['unresolved'];
   notes: string[];
-  writer: SessionWriter | undefined;
+  writer: RecordingWriter | undefined;
   /** performance.now() when dlv attached (containerd paused) and when recording started. */
   pausedAt: number;
   startedAt: number;
@@ -292,9 +292,9 @@ async function attach(
     log.warn(
       `${u.set}/${u.entry}: not in this binary${u.suggestions.length ? ` (closest: ${u.suggestions.slice(0, 2).join(', ')})` : ''}`,
     );
-  let writer: SessionWriter | undefined;
+  let writer: RecordingWriter | undefined;
   if (options.record) {
-    writer = createSessionWriter(options.record, { force: options.force });
+    writer = createRecordingWriter(options.record, { force: options.force });
     writer.writeHeader(
       sessionHeader({
         target,

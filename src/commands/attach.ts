@@ -7,7 +7,7 @@ import type { CommandOutput } from '../cli/run.js';
 import { ensureAgent, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
 import { probeNode } from '../deploy/probe.js';
 import { ExitCode, nodeError } from '../errors.js';
-import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
+import type { HitRecord, RecordedValue } from '../recording/format.js';
 import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
 import { connectHost } from '../target/ssh/sshHost.js';
 import { createLogger, formatTable, mark, style } from '../util/output.js';

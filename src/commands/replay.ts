@@ -5,7 +5,8 @@
 import { stdin, stdout } from 'node:process';
 import type { CommandOutput } from '../cli/run.js';
 import { usageError } from '../errors.js';
-import { openSessionFile, seekHit } from '../record/sessionFile.js';
+import { openRecording } from '../recording/reader.js';
+import { seekHit } from '../recording/tailSeek.js';
 import { diffView, hitView, listView, parseFilter, selectHits, summaryView } from '../replay/terminal.js';
 
 export interface ReplayOptions {
@@ -62,7 +63,7 @@ export async function replayCommand(
     const sought = seekHit(file, seq);
     if (sought) return hitView({ path: file, hitCount: sought.hitCount }, sought.hit);
     // The file breaks the contiguous-seq rule: index it whole and look the seq up.
-    const session = openSessionFile(file);
+    const session = openRecording(file);
     try {
       return hitView(session, session.readHit(seq));
     } finally {
@@ -76,7 +77,7 @@ export async function replayCommand(
     const sa = seekHit(file, a);
     const sb = sa && seekHit(file, b);
     if (sa && sb) return diffView({ path: file }, sa.hit, sb.hit);
-    const session = openSessionFile(file);
+    const session = openRecording(file);
     try {
       return diffView(session, session.readHit(a), session.readHit(b));
     } finally {
@@ -84,7 +85,7 @@ export async function replayCommand(
     }
   }
 
-  const session = openSessionFile(file, { hitMeta: true });
+  const session = openRecording(file, { hitMeta: true });
   try {
     if (options.html !== undefined) {
       const { writeHtmlReport } = await import('../replay/htmlReport.js');

@@ -7,8 +7,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { CommandOutput } from '../cli/run.js';
 import { inputError, usageError } from '../errors.js';
-import { openSessionFile } from '../record/sessionFile.js';
-import type { SessionHeader } from '../record/sessionFormat.js';
+import type { RecordingHeader } from '../recording/format.js';
+import { openRecording } from '../recording/reader.js';
 
 /** One entry of launch.json's `configurations`. */
 export interface LaunchConfiguration {
@@ -169,7 +169,7 @@ export async function mergeLaunchJson(dir: string, configs: LaunchConfiguration[
 }
 
 /** The source root recorded on the node, from the session's build manifest or breakpoint paths. */
-export function remoteSourceRoot(header: SessionHeader): string | undefined {
+export function remoteSourceRoot(header: RecordingHeader): string | undefined {
   const manifestSource = header.buildManifest?.source;
   if (typeof manifestSource === 'string' && manifestSource !== '') return manifestSource;
   for (const bp of header.breakpoints) {
@@ -205,7 +205,7 @@ export async function vscodeCommand(
   const configs: LaunchConfiguration[] = [];
   if (options.session !== undefined) {
     const sessionPath = resolve(options.session);
-    const session = openSessionFile(sessionPath);
+    const session = openRecording(sessionPath);
     try {
       remoteRoot ??= remoteSourceRoot(session.header);
     } finally {

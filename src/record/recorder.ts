@@ -5,18 +5,18 @@
  * choice: it ends on abort (halted, then the caller clears and detaches) or at --max-hits (already stopped).
  */
 import { performance } from 'node:perf_hooks';
+import type { DelveClient } from '../delve/rpcClient.js';
+import { nodeError } from '../errors.js';
+import type { HitRecord, RecordedBreakpoint, RecordedExpression } from '../recording/format.js';
+import type { RecordingWriter } from '../recording/writer.js';
 import {
   convertStack,
   convertVariable,
   convertVariables,
   type StoppedThread,
   stoppedThreads,
-} from '../delve/convert.js';
-import type { DelveClient } from '../delve/rpcClient.js';
-import { nodeError } from '../errors.js';
-import type { SessionWriter } from '../record/sessionFile.js';
+} from './delveValues.js';
 import { type RedactionRules, redactExpressions, redactValues } from './redact.js';
-import type { HitRecord, RecordedBreakpoint, RecordedExpression } from './sessionFormat.js';
 
 /**
  * How long an ended recording waits for a natural stop before halting (see recordHits). Short: a halt that
@@ -51,7 +51,7 @@ export interface ArmedLocation {
 export interface RecordOptions {
   client: DelveClient;
   armed: Map<number, ArmedLocation>;
-  writer?: SessionWriter | undefined;
+  writer?: RecordingWriter | undefined;
   fieldNameRedaction: boolean;
   maxHits?: number | undefined;
   signal: AbortSignal;

@@ -7,7 +7,7 @@
  * its value and children.
  */
 import { isRedacted } from '../breakpoints/sets.js';
-import type { RecordedExpression, RecordedValue } from './sessionFormat.js';
+import type { RecordedExpression, RecordedValue } from '../recording/format.js';
 
 export const SENSITIVE_FIELDS = [
   'Auth',

@@ -21,7 +21,7 @@ import {
 } from '@vscode/debugadapter';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { isCtrdbgError } from '../errors.js';
-import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
+import type { HitRecord, RecordedValue } from '../recording/format.js';
 import { ReplayRuntime, type SubstitutePath } from './replayRuntime.js';
 import { baseName, displayChildren, formatValue, shortType } from './values.js';
 

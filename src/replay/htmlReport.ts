@@ -10,8 +10,8 @@
 import { writeFile } from 'node:fs/promises';
 import type { CommandOutput } from '../cli/run.js';
 import { inputError } from '../errors.js';
-import type { SessionFile } from '../record/sessionFile.js';
-import type { HitRecord } from '../record/sessionFormat.js';
+import type { HitRecord } from '../recording/format.js';
+import type { RecordingFile } from '../recording/reader.js';
 import { formatBytes } from '../util/output.js';
 import { parseFilter, selectHits, summaryView } from './terminal.js';
 
@@ -39,7 +39,7 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export function renderHtmlReport(session: SessionFile, options: HtmlReportOptions = {}): string {
+export function renderHtmlReport(session: RecordingFile, options: HtmlReportOptions = {}): string {
   const summary = summaryView(session).data;
   const max = options.maxHits ?? DEFAULT_HTML_MAX_HITS;
   const selected = selectHits(
@@ -91,7 +91,7 @@ export function renderHtmlReport(session: SessionFile, options: HtmlReportOption
 }
 
 export async function writeHtmlReport(
-  session: SessionFile,
+  session: RecordingFile,
   out: string,
   options: HtmlReportOptions = {},
 ): Promise<CommandOutput<{ file: string; out: string; hits: number; bytes: number }>> {

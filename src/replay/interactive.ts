@@ -10,7 +10,7 @@
  */
 import { createInterface } from 'node:readline';
 import { isCtrdbgError } from '../errors.js';
-import type { SessionFile } from '../record/sessionFile.js';
+import type { RecordingFile } from '../recording/reader.js';
 import { diffView, hitView, listView, parseFilter, selectHits, summaryView } from './terminal.js';
 
 export interface InteractiveOptions {
@@ -31,7 +31,7 @@ const HELP = [
 ].join('\n');
 
 /** Runs until `quit` or the end of input. Errors in a command are shown and the session goes on. */
-export async function runInteractive(session: SessionFile, options: InteractiveOptions): Promise<void> {
+export async function runInteractive(session: RecordingFile, options: InteractiveOptions): Promise<void> {
   const { output } = options;
   const write = (text: string) => output.write(text.endsWith('\n') ? text : `${text}\n`);
   const meta = session.meta();

@@ -8,8 +8,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { normalize } from 'node:path';
-import { type HitMeta, openSessionFile, type SessionFile } from '../record/sessionFile.js';
-import type { HitRecord, RecordedFrame } from '../record/sessionFormat.js';
+import type { HitRecord, RecordedFrame } from '../recording/format.js';
+import type { HitMeta } from '../recording/hitMeta.js';
+import { openRecording, type RecordingFile } from '../recording/reader.js';
 import { shortFunction } from './values.js';
 
 /** vscode-go's convention: `from` is the local path, `to` the path recorded on the node. */
@@ -86,7 +87,7 @@ export function mapRemoteToLocal(remote: string, source: Omit<ReplaySource, 'ses
 }
 
 export class ReplayRuntime extends EventEmitter<ReplayRuntimeEvents> {
-  private file: SessionFile | undefined;
+  private file: RecordingFile | undefined;
   private source: Omit<ReplaySource, 'session'> = {};
   private index = -1;
   /** Local path → lines, as set by the editor. Empty: every hit stops. */
@@ -96,12 +97,12 @@ export class ReplayRuntime extends EventEmitter<ReplayRuntimeEvents> {
   /** Opens the session (throws the reader's input errors). */
   load(source: ReplaySource): void {
     this.close();
-    this.file = openSessionFile(source.session, { hitMeta: true });
+    this.file = openRecording(source.session, { hitMeta: true });
     this.source = { sourceRoot: source.sourceRoot, substitutePath: source.substitutePath };
     this.index = -1;
   }
 
-  get session(): SessionFile {
+  get session(): RecordingFile {
     if (!this.file) throw new Error('no session loaded');
     return this.file;
   }

@@ -3,8 +3,9 @@
  * language they share. Each view returns `{ data, text }` (data for --json); nothing here prints.
  */
 import { inputError, usageError } from '../errors.js';
-import type { HitMeta, SessionFile } from '../record/sessionFile.js';
-import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
+import type { HitRecord, RecordedValue } from '../recording/format.js';
+import type { HitMeta } from '../recording/hitMeta.js';
+import type { RecordingFile } from '../recording/reader.js';
 import { formatBytes, formatTable, style } from '../util/output.js';
 import {
   baseName,
@@ -119,12 +120,12 @@ export interface SummaryData {
   format: { name: string; version: number };
   createdAt: string;
   ctrdbgVersion: string;
-  target: SessionFile['header']['target'];
-  containerd: SessionFile['header']['containerd'];
-  delve?: SessionFile['header']['delve'];
+  target: RecordingFile['header']['target'];
+  containerd: RecordingFile['header']['containerd'];
+  delve?: RecordingFile['header']['delve'];
   sets: string[];
   trigger?: string;
-  redaction: SessionFile['header']['redaction'];
+  redaction: RecordingFile['header']['redaction'];
   hits: number;
   span: { firstMs: number; lastMs: number; durationMs: number } | null;
   goroutines: number;
@@ -137,12 +138,12 @@ export interface SummaryData {
     line: number;
     hits: number;
   }>;
-  end: SessionFile['end'] | null;
-  truncated: SessionFile['truncated'] | null;
+  end: RecordingFile['end'] | null;
+  truncated: RecordingFile['truncated'] | null;
   warnings: string[];
 }
 
-export function summaryView(session: SessionFile): View<SummaryData> {
+export function summaryView(session: RecordingFile): View<SummaryData> {
   const meta = session.meta();
   const { header, end, truncated } = session;
   const counts = new Map<string, number>();
@@ -303,7 +304,7 @@ export function listEntry(hit: HitRecord): ListEntry {
 }
 
 export function listView(
-  session: SessionFile,
+  session: RecordingFile,
   indices: readonly number[],
   filter: readonly string[],
 ): View<ListData> {
@@ -356,7 +357,7 @@ export interface HitData {
 }
 
 /** One hit; `session` needs only its path and hit count (a seeked read has no full index). */
-export function hitView(session: Pick<SessionFile, 'path' | 'hitCount'>, hit: HitRecord): View<HitData> {
+export function hitView(session: Pick<RecordingFile, 'path' | 'hitCount'>, hit: HitRecord): View<HitData> {
   const lines: string[] = [];
   lines.push(style.bold(`hit ${hit.seq} of ${session.hitCount}  ${formatOffset(hit.t)}  ${hit.wall}`));
   lines.push(
@@ -425,7 +426,7 @@ export function diffHits(a: HitRecord, b: HitRecord): Change[] {
   );
 }
 
-export function diffView(session: Pick<SessionFile, 'path'>, a: HitRecord, b: HitRecord): View<DiffData> {
+export function diffView(session: Pick<RecordingFile, 'path'>, a: HitRecord, b: HitRecord): View<DiffData> {
   if (a.breakpoint.name !== b.breakpoint.name) {
     throw inputError(
       `--diff compares two hits of the same breakpoint: hit ${a.seq} is ${a.breakpoint.name}, hit ${b.seq} is ${b.breakpoint.name}`,

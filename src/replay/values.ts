@@ -2,7 +2,7 @@
  * Presentation helpers for recorded values, shared by the terminal views, the DAP adapter and the diff.
  * Pure functions over the session format's types; nothing here prints.
  */
-import type { HitRecord, RecordedValue } from '../record/sessionFormat.js';
+import type { HitRecord, RecordedValue } from '../recording/format.js';
 
 /** `*github.com/containerd/containerd/api/services/tasks/v1.CreateTaskRequest` → `*v1.CreateTaskRequest`. */
 export function shortType(type: string): string {

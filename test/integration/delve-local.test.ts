@@ -25,8 +25,8 @@ import {
   type ExitEvent,
   type RelayNotice,
 } from '../../src/delve/agentProtocol.js';
-import { convertVariable, stoppedThreads } from '../../src/delve/convert.js';
 import { type DelveClient, delveClientFromStream } from '../../src/delve/rpcClient.js';
+import { convertVariable, stoppedThreads } from '../../src/record/delveValues.js';
 import {
   buildLabContainerd,
   buildNodeAgent,

@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { armSets, sharedBreakpointRequest } from '../../src/attach/arm.js';
 import { parseBreakpointSet } from '../../src/breakpoints/sets.js';
-import type { StoppedThread } from '../../src/delve/convert.js';
 import type { DelveClient } from '../../src/delve/rpcClient.js';
 import type { BreakpointRequest, Location, Variable } from '../../src/delve/types.js';
+import type { StoppedThread } from '../../src/record/delveValues.js';
 import { type ArmedLocation, servedEntries } from '../../src/record/recorder.js';
 import { silentLogger } from '../../src/util/output.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { convertFrame, convertVariable, kindName, stoppedThreads } from '../../src/delve/convert.js';
 import type { DebuggerState, Variable } from '../../src/delve/types.js';
+import { convertFrame, convertVariable, kindName, stoppedThreads } from '../../src/record/delveValues.js';
 
 /** A Delve variable with the defaults Delve sends; shapes below were captured from Delve 1.20.2. */
 function v(partial: Partial<Variable> & { kind: number }): Variable {

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayCommand } from '../../src/commands/replay.js';
-import { openSessionFile } from '../../src/record/sessionFile.js';
+import { openRecording } from '../../src/recording/reader.js';
 import { jsonForScript, renderHtmlReport } from '../../src/replay/htmlReport.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -38,7 +38,7 @@ describe('what the page embeds', () => {
     };
 
   it('embeds only the hits --filter selects, and says so', () => {
-    const session = openSessionFile(sample);
+    const session = openRecording(sample);
     const data = embedded(renderHtmlReport(session, { filter: ['set=tasks-create'] }));
     expect(data.hits.length).toBeGreaterThan(0);
     expect(data.hits.every((h) => h.breakpoint.set === 'tasks-create')).toBe(true);
@@ -46,7 +46,7 @@ describe('what the page embeds', () => {
   });
 
   it('caps the page at --max-hits, naming what was left out', () => {
-    const session = openSessionFile(sample);
+    const session = openRecording(sample);
     const data = embedded(renderHtmlReport(session, { maxHits: 5 }));
     expect(data.hits.map((h) => h.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(data.notice).toBe(

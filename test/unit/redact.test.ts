@@ -6,7 +6,7 @@ import {
   redactValues,
   shouldRedact,
 } from '../../src/record/redact.js';
-import type { RecordedValue } from '../../src/record/sessionFormat.js';
+import type { RecordedValue } from '../../src/recording/format.js';
 
 const s = (name: string, value: string): RecordedValue => ({ name, type: 'string', kind: 'string', value });
 const struct = (name: string, type: string, children: RecordedValue[]): RecordedValue => ({

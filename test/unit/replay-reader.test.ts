@@ -4,14 +4,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CtrdbgError, ExitCode } from '../../src/errors.js';
-import { createSessionWriter, openSessionFile, seekHit, serializeHit } from '../../src/record/sessionFile.js';
-import type { HitRecord, SessionHeader } from '../../src/record/sessionFormat.js';
+import type { HitRecord, RecordingHeader } from '../../src/recording/format.js';
+import { serializeHit } from '../../src/recording/hitLine.js';
+import { openRecording } from '../../src/recording/reader.js';
+import { seekHit } from '../../src/recording/tailSeek.js';
+import { createRecordingWriter } from '../../src/recording/writer.js';
 
 const sample = resolve(import.meta.dirname, '..', 'fixtures', 'sessions', 'sample.jsonl');
 const sampleLines = readFileSync(sample, 'utf8')
   .split('\n')
   .filter((l) => l !== '');
-const header = JSON.parse(sampleLines[0]!) as SessionHeader;
+const header = JSON.parse(sampleLines[0]!) as RecordingHeader;
 
 let dir: string;
 beforeEach(() => {
@@ -39,9 +42,9 @@ function inputFailure(fn: () => unknown): CtrdbgError {
   throw new Error('expected an input error');
 }
 
-describe('openSessionFile', () => {
+describe('openRecording', () => {
   it('indexes the sample: header, 12 hits, end record, metadata from the line prefixes', () => {
-    const session = openSessionFile(sample, { hitMeta: true });
+    const session = openRecording(sample, { hitMeta: true });
     try {
       expect(session.header.format).toBe('ctrdbg-session');
       expect(session.hitCount).toBe(12);
@@ -65,15 +68,15 @@ describe('openSessionFile', () => {
   });
 
   it('computes the same metadata lazily, and for lines in a foreign key order (JSON.parse fallback)', () => {
-    const fast = openSessionFile(sample, { hitMeta: true });
-    const lazy = openSessionFile(sample);
+    const fast = openRecording(sample, { hitMeta: true });
+    const lazy = openRecording(sample);
     // Same records, keys reversed: the prefix fast path cannot read them.
     const reversed = sampleLines.map((line, i) => {
       if (i === 0 || i === sampleLines.length - 1) return line;
       const record = JSON.parse(line) as Record<string, unknown>;
       return JSON.stringify(Object.fromEntries(Object.entries(record).reverse()));
     });
-    const foreign = openSessionFile(write('foreign.jsonl', `${reversed.join('\n')}\n`), { hitMeta: true });
+    const foreign = openRecording(write('foreign.jsonl', `${reversed.join('\n')}\n`), { hitMeta: true });
     try {
       expect(lazy.meta()).toEqual(fast.meta());
       expect(foreign.meta()).toEqual(fast.meta());
@@ -93,7 +96,7 @@ describe('openSessionFile', () => {
       location: { ...hit.location, file: '/home/jürgen/src/containerd/local.go' },
     };
     const path = write('odd.jsonl', `${sampleLines[0]}\n${serializeHit(odd)}\n`);
-    const session = openSessionFile(path, { hitMeta: true });
+    const session = openRecording(path, { hitMeta: true });
     try {
       const meta = session.meta();
       expect(meta.breakpoints[0]?.name).toBe('lab-create/créer "ns" 🚀');
@@ -114,7 +117,7 @@ describe('openSessionFile', () => {
       }),
     );
     const path = write('big.jsonl', `${sampleLines[0]}\n${hits.join('\n')}\n`);
-    const session = openSessionFile(path, { hitMeta: true });
+    const session = openRecording(path, { hitMeta: true });
     try {
       expect(session.hitCount).toBe(3);
       expect([...session.meta().seq]).toEqual([1, 2, 3]);
@@ -128,7 +131,7 @@ describe('openSessionFile', () => {
   it('tolerates and reports a cut-short last line (recorder killed mid-write) and a missing end record', () => {
     const cut = sampleLines[12]!.slice(0, 400);
     const path = write('killed.jsonl', `${sampleLines.slice(0, 12).join('\n')}\n${cut}`);
-    const session = openSessionFile(path, { hitMeta: true });
+    const session = openRecording(path, { hitMeta: true });
     try {
       expect(session.hitCount).toBe(11);
       expect(session.end).toBeUndefined();
@@ -148,7 +151,7 @@ describe('openSessionFile', () => {
 
   it('accepts a complete last record without its final newline', () => {
     const path = write('nonewline.jsonl', sampleLines.join('\n'));
-    const session = openSessionFile(path);
+    const session = openRecording(path);
     try {
       expect(session.hitCount).toBe(12);
       expect(session.end?.hits).toBe(12);
@@ -159,26 +162,26 @@ describe('openSessionFile', () => {
   });
 
   it('refuses a missing file, a directory, an empty file and a file that is not a session', () => {
-    expect(inputFailure(() => openSessionFile(join(dir, 'nope.jsonl'))).message).toMatch(
+    expect(inputFailure(() => openRecording(join(dir, 'nope.jsonl'))).message).toMatch(
       /session file not found: .*nope\.jsonl/,
     );
-    expect(inputFailure(() => openSessionFile(dir)).message).toContain('is a directory');
-    expect(inputFailure(() => openSessionFile(write('empty.jsonl', ''))).message).toContain(
+    expect(inputFailure(() => openRecording(dir)).message).toContain('is a directory');
+    expect(inputFailure(() => openRecording(write('empty.jsonl', ''))).message).toContain(
       'the file is empty',
     );
     const pkg = resolve(import.meta.dirname, '..', '..', 'package.json');
-    const notSession = inputFailure(() => openSessionFile(pkg));
+    const notSession = inputFailure(() => openRecording(pkg));
     expect(notSession.message).toContain('package.json is not a ctrdbg session file');
     expect(notSession.hint).toContain('attach --record');
     const otherJson = write('other.jsonl', '{"format":"something-else","version":1}\n');
-    expect(inputFailure(() => openSessionFile(otherJson)).message).toContain(
+    expect(inputFailure(() => openRecording(otherJson)).message).toContain(
       'other.jsonl is not a ctrdbg session file',
     );
   });
 
   it('refuses a session from a newer ctrdbg with a hint to upgrade', () => {
     const newer = write('newer.jsonl', `${JSON.stringify({ ...header, version: 7 })}\n${sampleLines[1]}\n`);
-    const error = inputFailure(() => openSessionFile(newer));
+    const error = inputFailure(() => openRecording(newer));
     expect(error.message).toContain('made by a newer ctrdbg');
     expect(error.hint).toBe('Upgrade ctrdbg to replay it.');
     expect(error.details).toEqual({ version: 7, supported: 1 });
@@ -187,19 +190,19 @@ describe('openSessionFile', () => {
   it('names the damaged line when a line in the middle is not JSON', () => {
     const lines = [...sampleLines];
     lines[5] = '{"type":"hit","seq":5, oops';
-    const session = openSessionFile(write('damaged.jsonl', `${lines.join('\n')}\n`));
+    const session = openRecording(write('damaged.jsonl', `${lines.join('\n')}\n`));
     try {
       expect(inputFailure(() => session.readHit(5)).message).toContain('line 6 is not valid JSON');
     } finally {
       session.close();
     }
     expect(
-      inputFailure(() => openSessionFile(join(dir, 'damaged.jsonl'), { hitMeta: true })).message,
+      inputFailure(() => openRecording(join(dir, 'damaged.jsonl'), { hitMeta: true })).message,
     ).toContain('line 6');
   });
 
   it('refuses hit numbers out of range', () => {
-    const session = openSessionFile(sample);
+    const session = openRecording(sample);
     try {
       for (const seq of [0, 13, -1, 1.5]) {
         expect(inputFailure(() => session.readHit(seq)).message).toMatch(
@@ -252,7 +255,7 @@ describe('seekHit (one hit without indexing the file)', () => {
     expect(seekHit(path, 12)?.hit.seq).toBe(12);
     expect(seekHit(path, 8)?.hit.seq).toBe(8); // counted from the end, past the gap: still right
     expect(seekHit(path, 6)).toBeUndefined(); // counted from the start, across the gap: line 6 is hit 7
-    const session = openSessionFile(path);
+    const session = openRecording(path);
     try {
       expect(session.readHit(6).seq).toBe(6);
     } finally {
@@ -260,7 +263,7 @@ describe('seekHit (one hit without indexing the file)', () => {
     }
   });
 
-  it('refuses what openSessionFile refuses', () => {
+  it('refuses what openRecording refuses', () => {
     expect(
       inputFailure(() => seekHit(resolve(import.meta.dirname, '..', '..', 'package.json'), 1)).message,
     ).toContain('not a ctrdbg session file');
@@ -272,12 +275,12 @@ describe('seekHit (one hit without indexing the file)', () => {
   });
 });
 
-describe('createSessionWriter', () => {
+describe('createRecordingWriter', () => {
   it('writes canonical lines, mode 0600, replacing an existing file only with force', () => {
     const path = join(dir, 'rec.jsonl');
     writeFileSync(path, 'an earlier recording\n', { mode: 0o644 });
-    expect(inputFailure(() => createSessionWriter(path)).message).toContain('exists already');
-    const writer = createSessionWriter(path, { fsyncEveryRecords: 2, force: true });
+    expect(inputFailure(() => createRecordingWriter(path)).message).toContain('exists already');
+    const writer = createRecordingWriter(path, { fsyncEveryRecords: 2, force: true });
     // Until the header is on disk, the old file is untouched.
     expect(readFileSync(path, 'utf8')).toBe('an earlier recording\n');
     writer.writeHeader(header);
@@ -297,7 +300,7 @@ describe('createSessionWriter', () => {
   it('leaves the old file and no partial one when it ends before the header', () => {
     const path = join(dir, 'kept.jsonl');
     writeFileSync(path, 'keep me\n');
-    const writer = createSessionWriter(path, { force: true });
+    const writer = createRecordingWriter(path, { force: true });
     expect(readdirSync(dir).some((f) => f.startsWith('.kept.jsonl.') && f.endsWith('.ctrdbg-partial'))).toBe(
       true,
     );
@@ -308,11 +311,11 @@ describe('createSessionWriter', () => {
 
   it('creates a new file mode 0600 and reports an unwritable path as an input error', () => {
     const path = join(dir, 'new.jsonl');
-    const writer = createSessionWriter(path);
+    const writer = createRecordingWriter(path);
     writer.writeHeader(header);
     writer.close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(inputFailure(() => createSessionWriter(join(dir, 'missing-dir', 'x.jsonl'))).message).toContain(
+    expect(inputFailure(() => createRecordingWriter(join(dir, 'missing-dir', 'x.jsonl'))).message).toContain(
       'does not exist',
     );
   });

@@ -2,19 +2,19 @@
  * The session file: ctrdbg's own, versioned JSONL format. The recorder converts Delve's variables into
  * these types, so replay never depends on Delve's wire types and a recording outlives any Delve version.
  *
- *   line 1      SessionHeader
+ *   line 1      RecordingHeader
  *   line 2..n   HitRecord, one per breakpoint hit, in the order the hits were observed
  *   last line   EndRecord (missing, or cut short, when the recorder was killed; readers tolerate both)
  *
  * Compatibility: readers accept any file whose header says `format: "ctrdbg-session"` and
- * `version <= SESSION_VERSION`; a newer version is refused with a hint to upgrade ctrdbg.
+ * `version <= RECORDING_VERSION`; a newer version is refused with a hint to upgrade ctrdbg.
  * New optional fields may be added without a version bump; renaming or retyping a field bumps it.
  */
 
-export const SESSION_FORMAT = 'ctrdbg-session';
-export const SESSION_VERSION = 1;
+export const RECORDING_FORMAT = 'ctrdbg-session';
+export const RECORDING_VERSION = 1;
 
-export interface SessionTarget {
+export interface RecordingTarget {
   /** What the user typed, e.g. "lab", "minikube:dev", "ssh://docker@10.0.0.5:22". */
   spec: string;
   kind: 'lab' | 'minikube' | 'ssh';
@@ -25,7 +25,7 @@ export interface SessionTarget {
   node?: string;
 }
 
-export interface SessionContainerd {
+export interface RecordingContainerd {
   pid: number;
   binary: string;
   version: string;
@@ -50,14 +50,14 @@ export interface RecordedBreakpoint {
   condition?: string;
 }
 
-export interface SessionHeader {
+export interface RecordingHeader {
   type: 'header';
-  format: typeof SESSION_FORMAT;
+  format: typeof RECORDING_FORMAT;
   version: number;
   createdAt: string;
   ctrdbgVersion: string;
-  target: SessionTarget;
-  containerd: SessionContainerd;
+  target: RecordingTarget;
+  containerd: RecordingContainerd;
   /** The build manifest written by `ctrdbg build`, when the node's binary came from one. */
   buildManifest?: Record<string, unknown> | null;
   delve?: { version: string; apiVersion: number };
@@ -159,4 +159,4 @@ export interface EndRecord {
   containerdServing?: boolean;
 }
 
-export type SessionRecord = SessionHeader | HitRecord | EndRecord;
+export type RecordingLine = RecordingHeader | HitRecord | EndRecord;

@@ -2,7 +2,7 @@
  * Delve's wire types → ctrdbg's session types. Pure functions: the recorder calls them so that replay never sees a
  * Delve type and a recording outlives any Delve version.
  */
-import type { RecordedFrame, RecordedValue } from '../record/sessionFormat.js';
+
 import type {
   Breakpoint,
   BreakpointInfo,
@@ -11,8 +11,9 @@ import type {
   Stackframe,
   Thread,
   Variable,
-} from './types.js';
-import { ReflectKind, reflectKindNames } from './types.js';
+} from '../delve/types.js';
+import { ReflectKind, reflectKindNames } from '../delve/types.js';
+import type { RecordedFrame, RecordedValue } from '../recording/format.js';
 
 /** Lower-case Go kind name of a Delve variable ("struct", "ptr", "string", …). */
 export function kindName(kind: number): string {
