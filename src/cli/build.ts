@@ -14,6 +14,8 @@ export function registerBuild(program: Command): void {
     .option('--arch <arch>', 'target architecture: amd64 or arm64 (default: this machine)')
     .option('--out <dir>', 'output directory (default: <cache>/builds/<arch>)')
     .option('--verify <binary>', 'only check whether BINARY can be debugged (exit code 6 if not)')
+    .option('--go <path>', 'the go to build with (else $CTRDBG_GO, config.json, the lab tree’s lane, PATH)')
+    .option('--dlv <path>', 'the dlv whose Go support the verification reports (same order as --go)')
     .option('--json', 'print the result as JSON on stdout')
     .addHelpText(
       'after',
@@ -21,7 +23,7 @@ export function registerBuild(program: Command): void {
     )
     .action(
       action(
-        async (options: { src?: string; arch?: string; out?: string; verify?: string; json?: boolean }) => {
+        async (options: import('../commands/build.js').BuildCommandOptions) => {
           const { buildCommand } = await import('../commands/build.js');
           return buildCommand(options);
         },

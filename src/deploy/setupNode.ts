@@ -6,7 +6,8 @@
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { type BinaryReport, delveSupport, inspectBinary, localDelveVersion } from '../build/debugInfo.js';
+import { type BinaryReport, delveSupport, inspectBinary } from '../build/debugInfo.js';
+import { chooseDelveFor, describeTool } from '../build/toolchain.js';
 import { normalizeArch } from '../build/goBuild.js';
 import {
   type BuildManifest,
@@ -44,6 +45,9 @@ export interface SetupOptions extends TargetOptions {
   withGoroot?: boolean;
   /** Skip the source sync (tests of the binary swap alone). */
   noSource?: boolean;
+  /** --go / --dlv (src/build/toolchain.ts); a lab target otherwise picks its own lane. */
+  go?: string;
+  dlv?: string;
 }
 
 export interface SetupResult {
@@ -52,7 +56,15 @@ export interface SetupResult {
   binary: { local: string; sha256: string; version: string; built: boolean };
   swap: SwapResult;
   source: SyncResult[];
-  dlv: { path: string; version: string; uploaded: boolean; supportsGo: string | null };
+  dlv: {
+    path: string;
+    version: string;
+    uploaded: boolean;
+    supportsGo: string | null;
+    /** The local dlv that was shipped, and why ctrdbg picked it. */
+    local: string;
+    why: string;
+  };
   changed: string[];
 }
 
@@ -86,7 +98,8 @@ export async function setupNode(
     const nodeVersion = state.original?.version ?? probe.version;
 
     const { binary, manifest, built } = await chooseBinary(target, probe, options, log);
-    const report = await inspectBinary(binary, { expectedArch: probe.goArch });
+    // Delve support is checked (and the dlv chosen) by installDelve; the report's PATH dlv would only mislead.
+    const report = await inspectBinary(binary, { expectedArch: probe.goArch, delveVersion: null });
     if (!report.debuggable) {
       throw notDebuggableError(
         `${binary} cannot be debugged on ${target.endpoint.label}: ${report.problems.join('; ')}.`,
@@ -106,7 +119,7 @@ export async function setupNode(
     const source: SyncResult[] = [];
     if (!options.noSource) {
       const roots = [...(manifest?.source.sourceRoots ?? [])];
-      if (options.withGoroot) roots.push(await gorootSrc());
+      if (options.withGoroot) roots.push(await gorootSrc(manifest?.toolchain?.go.path ?? 'go'));
       if (roots.length === 0)
         log.warn('no build manifest beside the binary: the source tree is not synced (Delve cannot `list`)');
       const recorded = [...(state.source?.roots ?? [])];
@@ -135,7 +148,7 @@ export async function setupNode(
       }
     }
 
-    const dlv = await installDelve(host, target, probe, report, log);
+    const dlv = await installDelve(host, target, probe, report, options, log);
     let lastPct = -1;
     const swap = await installBinary(
       host,
@@ -212,7 +225,7 @@ async function chooseBinary(
   }
   const arch = normalizeArch(probe.goArch);
   if (options.skipBuild) {
-    const bin = join(defaultOutDir(arch), 'containerd');
+    const bin = join(defaultOutDir(arch, target.lab?.lane), 'containerd');
     if (!(await exists(bin))) {
       throw inputError(`--skip-build: there is no earlier build for ${arch} at ${bin}.`, {
         hint: 'Run setup once without --skip-build, or pass --binary.',
@@ -222,7 +235,7 @@ async function chooseBinary(
   }
   // The lab carries its own source tree; it is the natural default there.
   const src = options.src ?? target.lab?.tree;
-  const result = await buildContainerd({ src, arch, logger: log });
+  const result = await buildContainerd({ src, arch, logger: log, go: options.go, dlv: options.dlv });
   return { binary: result.binary, manifest: result.manifest, built: true };
 }
 
@@ -246,9 +259,9 @@ export function checkVersions(
   });
 }
 
-async function gorootSrc(): Promise<string> {
+async function gorootSrc(go: string): Promise<string> {
   try {
-    const { stdout } = await execa('go', ['env', 'GOROOT'], { timeout: 20_000 });
+    const { stdout } = await execa(go, ['env', 'GOROOT'], { timeout: 20_000 });
     return join(await realpath(stdout.trim()), 'src');
   } catch (cause) {
     throw environmentError('--with-goroot needs the Go toolchain to find GOROOT.', {
@@ -258,29 +271,31 @@ async function gorootSrc(): Promise<string> {
   }
 }
 
-/** Puts the local dlv on the node when the arch matches, and checks it supports the binary's Go version. */
+/**
+ * Puts a local dlv on the node when the arch matches: the one the user chose, else the lab's lane's, else
+ * PATH's — swapped for another known Delve when that one cannot debug the binary's Go (chooseDelveFor).
+ */
 async function installDelve(
   host: RemoteHost,
   target: Target,
   probe: NodeProbe,
   report: BinaryReport,
+  options: SetupOptions,
   log: Logger,
 ): Promise<SetupResult['dlv']> {
-  const version = await localDelveVersion();
+  const chosen = await chooseDelveFor(
+    report.goVersion ?? undefined,
+    { flag: options.dlv, lane: target.lab?.lane },
+    (message) => log.warn(message),
+  );
+  const version = chosen.version;
   if (!version)
-    throw environmentError('dlv is not installed locally; ctrdbg ships it to the node.', {
-      hint: 'Install it: apt-get install delve.',
+    throw environmentError(`${chosen.path} did not say which Delve it is (\`dlv version\`).`, {
+      hint: 'Install Delve (apt-get install delve), or pass --dlv PATH.',
     });
+  log.step(`dlv: ${describeTool(chosen)}`);
   const support = delveSupport(version, report.goVersion ?? undefined);
-  if (support.supported === false) {
-    throw environmentError(
-      `Delve ${version} supports Go ${support.supportedGo}, but the binary was built with ${report.goVersion}.`,
-      {
-        hint: 'Install a Delve that supports that Go version, or build containerd with a Go that Delve supports.',
-      },
-    );
-  }
-  const local = await realpath((await execa('sh', ['-c', 'command -v dlv'])).stdout.trim());
+  const local = await realpath(chosen.path);
   const path = `${binDir(target)}/dlv`;
   const localArch = normalizeArch(undefined);
   if (probe.goArch !== localArch) {
@@ -303,7 +318,7 @@ async function installDelve(
     state.dlv = { path, version };
     await writeNodeState(host, target, state);
   }
-  return { path, version, uploaded, supportsGo: support.supportedGo ?? null };
+  return { path, version, uploaded, supportsGo: support.supportedGo ?? null, local, why: chosen.why };
 }
 
 /** Calls `fn` at most every 500 ms (progress lines, not a flood). */

@@ -11,7 +11,8 @@
 //	ctrdbg-kubelet create-orphan [flags]  CreateContainer in a sandbox that does not exist (containerd: NotFound)
 //
 // The CRI endpoint is --endpoint, else $CTRDBG_SOCKET (what `ctrdbg attach --trigger` sets), else containerd's
-// default socket. Every call is printed as one line; --json adds a summary object as the last line.
+// default socket; pod logs go under --log-root, else $CTRDBG_POD_LOG_ROOT, else /var/log/pods (kubelet's).
+// Every call is printed as one line; --json adds a summary object as the last line.
 package main
 
 import (
@@ -83,7 +84,7 @@ func (c *common) register(fs *flag.FlagSet) {
 }
 
 type pod struct {
-	name, namespace, uid, hostname, logDir, handler string
+	name, namespace, uid, hostname, logRoot, logDir, handler string
 	attempt                                         uint
 	labels, annotations                             kv
 }
@@ -94,8 +95,13 @@ func (p *pod) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.namespace, "pod-namespace", "ctrdbg-ns", "pod namespace (PodSandboxMetadata.Namespace)")
 	fs.StringVar(&p.uid, "pod-uid", "", "pod UID (default: ctrdbg-uid-<random>, so every run is a new pod)")
 	fs.UintVar(&p.attempt, "pod-attempt", 0, "pod attempt (PodSandboxMetadata.Attempt)")
-	fs.StringVar(&p.hostname, "hostname", "", "pod hostname (default: the pod name)")
-	fs.StringVar(&p.logDir, "log-dir", "", "pod log directory, as kubelet's /var/log/pods/<ns>_<name>_<uid> (default: under $TMPDIR)")
+	fs.StringVar(&p.hostname, "hostname", "", "pod hostname (default: none; kubelet sets none for host-network pods, whose UTS namespace is the node's)")
+	logRoot := os.Getenv("CTRDBG_POD_LOG_ROOT")
+	if logRoot == "" {
+		logRoot = "/var/log/pods"
+	}
+	fs.StringVar(&p.logRoot, "log-root", logRoot, "where pod log directories go, like kubelet's /var/log/pods (default: $CTRDBG_POD_LOG_ROOT, else /var/log/pods)")
+	fs.StringVar(&p.logDir, "log-dir", "", "the pod log directory (default: <log-root>/<namespace>_<name>_<uid>, as kubelet names it)")
 	fs.StringVar(&p.handler, "runtime-handler", "", "RuntimeHandler (empty: containerd's default runtime)")
 	fs.Var(p.labels, "pod-label", "pod label key=value (repeatable; default ctrdbg.io/stand-in=pod)")
 	fs.Var(p.annotations, "pod-annotation", "pod annotation key=value (repeatable; default ctrdbg.io/note=from-the-stand-in)")
@@ -105,11 +111,8 @@ func (p *pod) finish() error {
 	if p.uid == "" {
 		p.uid = "ctrdbg-uid-" + randomHex(4)
 	}
-	if p.hostname == "" {
-		p.hostname = p.name
-	}
 	if p.logDir == "" {
-		p.logDir = filepath.Join(os.TempDir(), "ctrdbg-pods", fmt.Sprintf("%s_%s_%s", p.namespace, p.name, p.uid))
+		p.logDir = filepath.Join(p.logRoot, fmt.Sprintf("%s_%s_%s", p.namespace, p.name, p.uid))
 	}
 	if !filepath.IsAbs(p.logDir) {
 		abs, err := filepath.Abs(p.logDir)
@@ -252,6 +255,7 @@ func runPod(argv []string) error {
 	fs.Var(ct.labels, "label", "container label key=value (repeatable; default ctrdbg.io/stand-in=container)")
 	fs.Var(ct.annotations, "annotation", "container annotation key=value (repeatable; default ctrdbg.io/step=run-pod)")
 	fs.BoolVar(&ct.pullIfAbsent, "pull-if-absent", true, "PullImage when ImageStatus finds nothing (kubelet's IfNotPresent)")
+	keepLogs := fs.Bool("keep-logs", false, "keep the pod log directory after the pod is removed (kubelet deletes it with the pod)")
 	if err := fs.Parse(argv); err != nil {
 		return exitError{2, err.Error()}
 	}
@@ -315,6 +319,11 @@ func runPod(argv []string) error {
 	}
 	if runErr != nil {
 		return runErr
+	}
+	if !*keepLogs {
+		if err := os.RemoveAll(p.logDir); err != nil {
+			return fmt.Errorf("removing the pod log directory: %w", err)
+		}
 	}
 	if c.json {
 		out, _ := json.Marshal(summary)
