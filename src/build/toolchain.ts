@@ -189,9 +189,12 @@ export async function resolveTool(tool: ToolName, options: ResolveToolOptions = 
         ? (await requireTrixieLane(`The ${options.lane} lane`))[tool].path
         : await lanePath(options.lane, tool);
     if (!path) {
-      throw environmentError(`The ${options.lane} lane's ${tool} (${BOOKWORM_LANE[tool]}) is not installed.`, {
-        hint: `Install it (apt-get install ${tool === 'go' ? 'golang-go' : 'delve'}), or run 'make deps'.`,
-      });
+      throw environmentError(
+        `The ${options.lane} lane's ${tool} (${BOOKWORM_LANE[tool]}) is not installed.`,
+        {
+          hint: `Install it (apt-get install ${tool === 'go' ? 'golang-go' : 'delve'}), or run 'make deps'.`,
+        },
+      );
     }
     lane = { name: options.lane, path };
   }
@@ -225,7 +228,9 @@ export function describeTool(t: ResolvedTool): string {
 }
 
 /** Every Delve ctrdbg knows of on this machine (the lanes and PATH), for "use this one instead" hints. */
-export async function knownDelves(pathValue?: string): Promise<{ path: string; version: string; from: string }[]> {
+export async function knownDelves(
+  pathValue?: string,
+): Promise<{ path: string; version: string; from: string }[]> {
   const found: { path: string; version: string; from: string }[] = [];
   const add = async (path: string | undefined, from: string) => {
     if (!path || found.some((f) => f.path === path)) return;
@@ -250,7 +255,9 @@ export async function chooseDelveFor(
   const dlv = await resolveTool('dlv', options);
   const support = delveSupport(dlv.version, goVersion);
   if (support.supported !== false) return dlv;
-  const fit = (await knownDelves(options.pathValue)).find((d) => delveSupport(d.version, goVersion).supported);
+  const fit = (await knownDelves(options.pathValue)).find(
+    (d) => delveSupport(d.version, goVersion).supported,
+  );
   if (fit && !isExplicit(dlv)) {
     onSwap(
       `Delve ${dlv.version} (${dlv.path}, ${dlv.why}) supports Go ${support.supportedGo}, not ${goVersion}: using Delve ${fit.version} from ${fit.from} (${fit.path}) instead`,

@@ -22,11 +22,9 @@ export function registerBuild(program: Command): void {
       '\nExamples:\n  ctrdbg build --src ~/src/containerd\n  ctrdbg build --src ~/src/containerd --arch arm64 --out ./out\n  ctrdbg build --verify /usr/bin/containerd\n',
     )
     .action(
-      action(
-        async (options: import('../commands/build.js').BuildCommandOptions) => {
-          const { buildCommand } = await import('../commands/build.js');
-          return buildCommand(options);
-        },
-      ),
+      action(async (options: import('../commands/build.js').BuildCommandOptions) => {
+        const { buildCommand } = await import('../commands/build.js');
+        return buildCommand(options);
+      }),
     );
 }

@@ -5,10 +5,7 @@ export function registerLab(program: Command): void {
   const lab = program
     .command('lab')
     .description('a local disposable node: real sshd, sudo and containerd (no minikube needed)');
-  const name = [
-    '--name <name>',
-    "which lab (default: 'default'; 'cri' with --cri, 'vm' with --vm)",
-  ] as const;
+  const name = ['--name <name>', "which lab (default: 'default'; 'cri' with --cri, 'vm' with --vm)"] as const;
   const cri = [
     '--cri',
     "a CRI lab: trixie's containerd 1.7.24 with CRI, Go 1.24 + Delve 1.24, a kubelet stand-in (target lab:cri)",
@@ -19,7 +16,9 @@ export function registerLab(program: Command): void {
   ] as const;
   lab
     .command('up')
-    .description("start the lab (idempotent) and print its target ('lab'; 'lab:cri' with --cri, 'lab:vm' with --vm)")
+    .description(
+      "start the lab (idempotent) and print its target ('lab'; 'lab:cri' with --cri, 'lab:vm' with --vm)",
+    )
     .option(...name)
     .option(...cri)
     .option(...vm)
@@ -50,8 +49,14 @@ export function registerLab(program: Command): void {
       "the CRI lab's kubelet stand-in: run-pod (RunPodSandbox … RemovePodSandbox), pull (with Auth), create-orphan",
     )
     .argument('<mode>', 'run-pod | pull | create-orphan')
-    .argument('[flags...]', "the stand-in's own flags, e.g. --pod-name web --image ctrdbg.lab/hello:1 (run-pod -h)")
-    .option('--name <name>', "which CRI lab (default: the one in $CTRDBG_TARGET inside a trigger, else 'cri')")
+    .argument(
+      '[flags...]',
+      "the stand-in's own flags, e.g. --pod-name web --image ctrdbg.lab/hello:1 (run-pod -h)",
+    )
+    .option(
+      '--name <name>',
+      "which CRI lab (default: the one in $CTRDBG_TARGET inside a trigger, else 'cri')",
+    )
     .allowUnknownOption()
     .helpOption('--help-ctrdbg', 'help for this ctrdbg command (`-h` after MODE is the stand-in’s)')
     .addHelpText(

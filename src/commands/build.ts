@@ -142,7 +142,9 @@ export async function buildContainerd(options: BuildContainerdOptions): Promise<
     command: { display: plan.display, file: plan.file, args: plan.args, cwd: plan.cwd, env: plan.env },
     toolchain: {
       go: { path: go.path, version: go.version ?? null, source: go.source, why: go.why },
-      ...(dlv ? { dlv: { path: dlv.path, version: dlv.version ?? null, source: dlv.source, why: dlv.why } } : {}),
+      ...(dlv
+        ? { dlv: { path: dlv.path, version: dlv.version ?? null, source: dlv.source, why: dlv.why } }
+        : {}),
     },
     builtAt,
     durationMs: run.durationMs,

@@ -105,14 +105,19 @@ export function renderStatus(s: LabStatus): string {
     ['debug info', debuggable],
     ['socket', c.socket],
     ['source tree', s.tree],
-    ...(s.flavor ? [['flavour', s.flavor === 'cri' ? 'cri (containerd with CRI, Go 1.24 lane)' : 'stock']] : []),
+    ...(s.flavor
+      ? [['flavour', s.flavor === 'cri' ? 'cri (containerd with CRI, Go 1.24 lane)' : 'stock']]
+      : []),
     ...(s.image && !s.cri
       ? [['image', `${s.image}  (ctr -a ${c.socket} run --rm ${s.image} demo /hello hi)`]]
       : []),
     ...(s.cri
       ? [
           ['sandbox image', `${s.cri.sandboxImage} (namespace ${s.cri.namespace})`],
-          ['kubelet', `${s.cri.kubelet} run-pod | pull | create-orphan   (ctrdbg lab kubelet --name ${s.name} run-pod)`],
+          [
+            'kubelet',
+            `${s.cri.kubelet} run-pod | pull | create-orphan   (ctrdbg lab kubelet --name ${s.name} run-pod)`,
+          ],
           ['pod logs', s.cri.podLogs],
         ]
       : []),

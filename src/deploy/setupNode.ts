@@ -7,7 +7,6 @@ import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { type BinaryReport, delveSupport, inspectBinary } from '../build/debugInfo.js';
-import { chooseDelveFor, describeTool } from '../build/toolchain.js';
 import { normalizeArch } from '../build/goBuild.js';
 import {
   type BuildManifest,
@@ -15,6 +14,7 @@ import {
   readManifest,
   runContainerdVersion,
 } from '../build/manifest.js';
+import { chooseDelveFor, describeTool } from '../build/toolchain.js';
 import { buildContainerd, defaultOutDir } from '../commands/build.js';
 import {
   environmentError,

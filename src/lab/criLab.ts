@@ -102,7 +102,13 @@ async function installFile(from: string, to: string, mode = 0o755): Promise<bool
 /** The node's shim and ctr (trixie's, matching its containerd), and the directories CRI writes to. */
 export async function installCriNodeFiles(paths: LabPaths, lane: TrixieLane, log: Logger): Promise<void> {
   const n = paths.node;
-  for (const d of [n.cniBin, n.cniConf, n.podLogs, join(n.root, 'opt/containerd'), join(n.root, 'etc/containerd/certs.d')])
+  for (const d of [
+    n.cniBin,
+    n.cniConf,
+    n.podLogs,
+    join(n.root, 'opt/containerd'),
+    join(n.root, 'etc/containerd/certs.d'),
+  ])
     await mkdir(d, { recursive: true, mode: 0o755 });
   if (await installFile(lane.containerd.shim, n.shim)) log.step(`installing trixie's shim at ${n.shim}`);
   if (await installFile(lane.containerd.ctr, n.ctr)) log.step(`installing trixie's ctr at ${n.ctr}`);
@@ -126,7 +132,10 @@ export async function buildKubelet(lane: TrixieLane, log: Logger): Promise<strin
   await runChecked(
     lane.go.path,
     ['build', '-trimpath', '-o', `${out}.tmp`, KUBELET_PACKAGE],
-    (d) => environmentError(`Building the kubelet stand-in failed: ${d}`, { hint: 'Re-run scripts/bootstrap-trixie.' }),
+    (d) =>
+      environmentError(`Building the kubelet stand-in failed: ${d}`, {
+        hint: 'Re-run scripts/bootstrap-trixie.',
+      }),
     {
       cwd: pkgDir,
       env: {

@@ -316,7 +316,11 @@ export interface LabUpResult {
  * Brings a lab up. Idempotent: what already runs is left as it is. `cri` asks for the CRI flavour; a lab
  * that exists keeps the flavour it was made with (asking for the other one is an error).
  */
-export async function labUp(name: string, log: Logger, options: { cri?: boolean } = {}): Promise<LabUpResult> {
+export async function labUp(
+  name: string,
+  log: Logger,
+  options: { cri?: boolean } = {},
+): Promise<LabUpResult> {
   requireRoot();
   const paths = labPaths(name);
   const previous = await readLabState(paths);

@@ -129,11 +129,16 @@ interface Armed {
   resolved: ResolvedSet[];
 }
 
-async function arm(dbg: NodeDebugger, sets: BreakpointSet[], log: Logger): Promise<Armed> {
+async function arm(
+  dbg: NodeDebugger,
+  sets: BreakpointSet[],
+  log: Logger,
+  containerdVersion: string,
+): Promise<Armed> {
   const armed = new Map<number, ArmedBreakpoint>();
   const resolved: ResolvedSet[] = [];
   for (const set of sets) {
-    const r = await resolveSet(dbg.client, set);
+    const r = await resolveSet(dbg.client, set, { containerdVersion });
     resolved.push(r);
     for (const entry of r.entries) {
       const spec = set.entries.find((e) => e.name === entry.entry);
@@ -215,10 +220,11 @@ export async function attachSession(
     // From here containerd is paused (headless attach without --continue) until the first continue.
     const pausedAt = performance.now();
     dbg = await startNodeDebugger(host, { pid: probe.pid, agentPath, dlvPath, log });
-    const { armed, resolved } = await arm(dbg, sets, log);
+    const { armed, resolved } = await arm(dbg, sets, log, probe.version);
+    // Entries of other containerd versions (`versions:` in the set) are not misses.
     const unresolved = resolved.flatMap((r) =>
       r.entries
-        .filter((e) => e.locations.length === 0)
+        .filter((e) => e.locations.length === 0 && e.notInVersion === undefined)
         .map((e) => ({ set: r.set, entry: e.entry, suggestions: e.suggestions })),
     );
     const notes = [...new Set(resolved.flatMap((r) => r.notes))];

@@ -6,9 +6,9 @@
 // built-in plugin a stock Linux 1.7 daemon loads — CRI included — serve gRPC, ttrpc and the optional debug
 // socket, and stop cleanly on SIGTERM/SIGINT. SIGUSR1 dumps every goroutine's stack, as containerd does.
 //
-// Left out: btrfs, devmapper, zfs and aufs snapshotters (kernel features the lab does not use), the
-// Windows/FreeBSD pieces, and the `config`/`oci-hook`/`publish` subcommands (1.7 shims publish events over
-// ttrpc, not through `containerd publish`).
+// Left out: the btrfs (cgo), devmapper, zfs and aufs snapshotters and OpenTelemetry tracing (a stock daemon
+// skips them on the lab too), the Windows/FreeBSD pieces, and the `config`/`oci-hook`/`publish` subcommands
+// (1.7 shims publish events over ttrpc, not through `containerd publish`).
 package main
 
 import (
@@ -65,6 +65,7 @@ import (
 	_ "github.com/containerd/containerd/services/transfer"
 	_ "github.com/containerd/containerd/services/version"
 	_ "github.com/containerd/containerd/services/warning"
+	_ "github.com/containerd/containerd/snapshots/blockfile/plugin"
 	_ "github.com/containerd/containerd/snapshots/native/plugin"
 	_ "github.com/containerd/containerd/snapshots/overlay/plugin"
 
