@@ -85,8 +85,8 @@ func (c *common) register(fs *flag.FlagSet) {
 
 type pod struct {
 	name, namespace, uid, hostname, logRoot, logDir, handler string
-	attempt                                         uint
-	labels, annotations                             kv
+	attempt                                                  uint
+	labels, annotations                                      kv
 }
 
 func (p *pod) register(fs *flag.FlagSet) {
