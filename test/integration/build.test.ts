@@ -101,7 +101,7 @@ describe('ctrdbg build: lab tree', () => {
       expect(result.exitCode, result.stderr).toBe(0);
       // The exact command line comes first, on stderr.
       expect(result.stderr).toContain(
-        `GO111MODULE=off GOPATH=${labTree}:/usr/share/gocode GOFLAGS='' go build -v '-gcflags=all=-N -l' -ldflags`,
+        `GO111MODULE=off GOPATH=${labTree}:/usr/share/gocode GOFLAGS='' /usr/bin/go build -v '-gcflags=all=-N -l' -ldflags`,
       );
       expect(result.stdout).toMatch(/: debuggable/);
 
