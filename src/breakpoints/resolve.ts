@@ -223,7 +223,7 @@ export async function resolveSet(
           explained = true;
           const note =
             'no CRI in this binary: no pkg/cri or internal/cri package (containerd built without the CRI plugin, ' +
-            "e.g. Debian's package or the lab); use lab-create or tasks-create";
+            "e.g. Debian bookworm's 1.6.20 and the default lab); use lab-create or tasks-create, or the CRI lab (ctrdbg lab up --cri)";
           if (!notes.includes(note)) notes.push(note);
         }
       }

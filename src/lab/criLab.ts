@@ -19,8 +19,8 @@ import type { LabTreeSource } from '../build/goBuild.js';
 import type { TrixieLane } from '../build/toolchain.js';
 import { cacheDir, scriptsDir } from '../config.js';
 import { environmentError } from '../errors.js';
-import { runChecked } from '../util/exec.js';
-import { exists, sha256File } from '../util/fsx.js';
+import { run, runChecked } from '../util/exec.js';
+import { exists, sha256File, waitFor } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
 import type { LabPaths } from './lab.js';
 import { buildLabImage, HELLO, importLabImage, PAUSE } from './labImage.js';
@@ -186,4 +186,27 @@ export async function importCriImages(paths: LabPaths): Promise<void> {
     await importLabImage(paths.node.socket, archive, { ref: spec.ref, namespace: CRI_NAMESPACE, ctr });
   }
   await importLabImage(paths.node.socket, await buildLabImage(images, HELLO), { ref: HELLO.ref, ctr });
+}
+
+/** Kills (SIGKILL) and deletes every task in `k8s.io`; returns their ids. Best effort: used by `lab down`. */
+export async function stopCriTasks(paths: LabPaths): Promise<string[]> {
+  const ctr = (args: string[]) =>
+    run(paths.node.ctr, ['-a', paths.node.socket, '-n', CRI_NAMESPACE, ...args], { timeout: 30_000 });
+  const listed = await ctr(['tasks', 'ls', '-q']);
+  const ids = listed.exitCode === 0 ? listed.stdout.split('\n').filter(Boolean) : [];
+  for (const id of ids) {
+    await ctr(['tasks', 'kill', '--all', '--signal', 'SIGKILL', id]);
+    // CRI's event monitor deletes a sandbox's task once it exits; delete what it leaves (a container's).
+    await waitFor(
+      async () => {
+        const left = await ctr(['tasks', 'ls', '-q']);
+        if (!left.stdout.split('\n').includes(id)) return true;
+        await ctr(['tasks', 'delete', id]);
+        return undefined;
+      },
+      10_000,
+      () => new Error(`task ${id} did not stop`),
+    ).catch(() => undefined);
+  }
+  return ids;
 }

@@ -256,6 +256,7 @@ func runPod(argv []string) error {
 	fs.Var(ct.annotations, "annotation", "container annotation key=value (repeatable; default ctrdbg.io/step=run-pod)")
 	fs.BoolVar(&ct.pullIfAbsent, "pull-if-absent", true, "PullImage when ImageStatus finds nothing (kubelet's IfNotPresent)")
 	keepLogs := fs.Bool("keep-logs", false, "keep the pod log directory after the pod is removed (kubelet deletes it with the pod)")
+	keepPod := fs.Bool("keep-pod", false, "leave the pod running (no StopPodSandbox/RemovePodSandbox), to look at it with ctr -n k8s.io")
 	if err := fs.Parse(argv); err != nil {
 		return exitError{2, err.Error()}
 	}
@@ -307,6 +308,14 @@ func runPod(argv []string) error {
 	say("                 → sandbox %s", sandboxID)
 	// Like kubelet: whatever happens to the container, the sandbox is stopped and removed.
 	runErr := runContainer(ctx, rt, img, sandboxID, sandboxConfig, &p, &ct, summary)
+	if *keepPod && runErr == nil {
+		say("(pod kept: %s)", sandboxID)
+		if c.json {
+			out, _ := json.Marshal(summary)
+			fmt.Println(string(out))
+		}
+		return nil
+	}
 	cleanup, cancelCleanup := context.WithTimeout(context.Background(), time.Minute)
 	defer cancelCleanup()
 	say("StopPodSandbox   %s", sandboxID)
