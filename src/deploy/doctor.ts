@@ -380,7 +380,7 @@ async function criPluginCheck(
       title,
       status: 'fail',
       detail: 'ctr plugins ls lists no io.containerd.grpc.v1 cri: this containerd has no CRI plugin',
-      hint: "kubelet needs CRI: install a containerd built with it (the node's original, ctrdbg restore).",
+      hint: 'kubelet needs CRI: check disabled_plugins and the [plugins."io.containerd.grpc.v1.cri"] section of containerd\'s config, or put back a containerd built with CRI (the node\'s original: ctrdbg restore).',
     };
   }
   return {
