@@ -3,7 +3,7 @@
  * `ctrdbg build --verify BIN` (tell whether any containerd binary can be debugged).
  */
 import { join } from 'node:path';
-import { type BinaryReport, inspectBinary } from '../build/debugInfo.js';
+import { type BinaryReport, delveSupport, inspectBinary } from '../build/debugInfo.js';
 import {
   type Arch,
   type BuildProgress,
@@ -24,7 +24,7 @@ import {
   runContainerdVersion,
   writeManifest,
 } from '../build/manifest.js';
-import { describeTool, type LaneName, resolveTool } from '../build/toolchain.js';
+import { describeTool, knownDelves, type LaneName, resolveTool } from '../build/toolchain.js';
 import type { CommandOutput } from '../cli/run.js';
 import { cacheDir, packageVersion } from '../config.js';
 import { ExitCode, usageError } from '../errors.js';
@@ -221,6 +221,13 @@ export async function verifyCommand(
     ...(options.arch ? { expectedArch: normalizeArch(options.arch) } : {}),
     ...(dlv ? { delveVersion: dlv.version ?? null } : {}),
   });
+  // PATH's Delve cannot debug this Go: name one on this machine that can (a lane's).
+  if (report.delve.supported === false && report.goVersion) {
+    const goVersion = report.goVersion;
+    const fit = (await knownDelves()).find((d) => delveSupport(d.version, goVersion).supported);
+    if (fit)
+      report.warnings.push(`Delve ${fit.version} from ${fit.from} supports ${goVersion}: --dlv ${fit.path}`);
+  }
   return {
     data: report,
     text: formatReport(report),

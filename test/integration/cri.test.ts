@@ -505,6 +505,17 @@ describe('the Go a tree needs, and which go and dlv ctrdbg picks', () => {
     expect(vars).toContain('GOTOOLCHAIN=local');
   });
 
+  it('without the trixie lane, `lab up --cri` stops before making anything and says how to get it', async () => {
+    const missing = join(work, 'no-toolchains');
+    const result = await ctrdbg(['lab', 'up', '--cri', '--name', 'cri-nolane'], {
+      env: { ...env, CTRDBG_TOOLCHAIN_DIR: missing },
+    });
+    expect(result.exitCode).toBe(4);
+    expect(result.stderr).toMatch(/needs the trixie toolchain lane .* not installed in .*no-toolchains/);
+    expect(result.stderr).toContain('scripts/bootstrap-trixie');
+    expect((await ctrdbg(['lab', 'status', '--name', 'cri-nolane'], { env })).exitCode).toBe(3);
+  });
+
   it('takes $CTRDBG_GO when there is no --go, and says so', async () => {
     const result = await ctrdbg(['build', '--src', tree, '--out', join(work, 'out-env')], {
       env: { ...env, CTRDBG_GO: lane.go.path },
