@@ -43,7 +43,7 @@ export interface ToolChoice {
   path: string;
   source: ToolSource;
   lane?: LaneName;
-  /** Why this one, for the "using …" line: "--go", "$CTRDBG_DLV", "the trixie lane (the lab's own)", … */
+  /** Why this one, for the "using …" line: "--go", "$CTRDBG_DLV", "the trixie lane, the lab's own", … */
   why: string;
 }
 
@@ -58,7 +58,7 @@ export function chooseTool(tool: ToolName, c: ToolCandidates): ToolChoice | unde
       path: c.lane.path,
       source: 'lane',
       lane: c.lane.name,
-      why: `the ${c.lane.name} lane (the lab's own)`,
+      why: `the ${c.lane.name} lane, the lab's own`,
     };
   if (c.onPath) return { tool, path: c.onPath, source: 'path', why: 'first on PATH' };
   return undefined;
@@ -221,7 +221,7 @@ export async function resolveTool(tool: ToolName, options: ResolveToolOptions = 
   return { ...choice, version: await toolVersion(tool, choice.path) };
 }
 
-/** "go1.24.4 at /…/go (the trixie lane (the lab's own))": the line ctrdbg prints for each choice. */
+/** "go1.24.4 at /…/go (the trixie lane, the lab's own)": the line ctrdbg prints for each choice. */
 export function describeTool(t: ResolvedTool): string {
   const what = t.tool === 'go' ? (t.version ?? 'go (version unknown)') : `Delve ${t.version ?? '?'}`;
   return `${what} at ${t.path} (${t.why})`;

@@ -46,9 +46,9 @@ export function registerLab(program: Command): void {
   lab
     .command('kubelet')
     .description(
-      "the CRI lab's kubelet stand-in: run-pod (RunPodSandbox … RemovePodSandbox), pull (with Auth), create-orphan",
+      "the CRI lab's kubelet stand-in: run-pod (RunPodSandbox … RemovePodSandbox), pull (with Auth), create-orphan, remove-pods",
     )
-    .argument('<mode>', 'run-pod | pull | create-orphan')
+    .argument('<mode>', 'run-pod | pull | create-orphan | remove-pods')
     .argument(
       '[flags...]',
       "the stand-in's own flags, e.g. --pod-name web --image ctrdbg.lab/hello:1 (run-pod -h)",

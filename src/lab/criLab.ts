@@ -10,7 +10,7 @@
  * - The source tree builds from trixie's 1.7.24 library with scripts/lab/containerd-cri-main, stamped with the
  *   stock binary's version, in the trixie lane (Go 1.24; Delve 1.24 goes to the node).
  * - A kubelet stand-in (scripts/lab/kubelet, built against trixie's CRI API) is installed on the node with the
- *   node's defaults: `<node>/usr/local/bin/ctrdbg-kubelet run-pod | pull | create-orphan`.
+ *   node's defaults: `<node>/usr/local/bin/ctrdbg-kubelet run-pod | pull | create-orphan | remove-pods`.
  */
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -188,8 +188,20 @@ export async function importCriImages(paths: LabPaths): Promise<void> {
   await importLabImage(paths.node.socket, await buildLabImage(images, HELLO), { ref: HELLO.ref, ctr });
 }
 
-/** Kills (SIGKILL) and deletes every task in `k8s.io`; returns their ids. Best effort: used by `lab down`. */
-export async function stopCriTasks(paths: LabPaths): Promise<string[]> {
+/**
+ * Removes every pod the way kubelet does when pods are deleted (the stand-in's remove-pods: StopPodSandbox,
+ * RemovePodSandbox), so CRI also unmounts each pod's /dev/shm; then kills whatever task is left in `k8s.io`.
+ * Returns the pods' and tasks' ids. Best effort: used by `lab down`.
+ */
+export async function removeCriPods(paths: LabPaths): Promise<string[]> {
+  const removed: string[] = [];
+  if (await exists(paths.node.kubelet)) {
+    const r = await run(paths.node.kubelet, ['remove-pods', '--timeout', '60s'], {
+      timeout: 90_000,
+      env: { CTRDBG_SOCKET: paths.node.socket },
+    });
+    for (const m of r.stdout.matchAll(/^RemovePodSandbox (\S+)/gm)) removed.push(m[1] ?? '');
+  }
   const ctr = (args: string[]) =>
     run(paths.node.ctr, ['-a', paths.node.socket, '-n', CRI_NAMESPACE, ...args], { timeout: 30_000 });
   const listed = await ctr(['tasks', 'ls', '-q']);
@@ -208,5 +220,5 @@ export async function stopCriTasks(paths: LabPaths): Promise<string[]> {
       () => new Error(`task ${id} did not stop`),
     ).catch(() => undefined);
   }
-  return ids;
+  return [...removed, ...ids];
 }

@@ -527,9 +527,9 @@ export async function labDown(
   const state = await readLabState(paths);
   if (cpid && labFlavor(state) === 'cri' && !(await readProc(cpid))?.tracerPid) {
     // Pods a kubelet run left behind: their processes live in their own mount namespaces, out of sight of
-    // the lab-directory scan below, so their tasks are killed through containerd first.
-    const { stopCriTasks } = await import('./criLab.js');
-    for (const id of await stopCriTasks(paths)) stopped.push({ pid: 0, what: `pod task ${id.slice(0, 12)}` });
+    // the lab-directory scan below, and each holds a /dev/shm mount in the lab; CRI removes them first.
+    const { removeCriPods } = await import('./criLab.js');
+    for (const id of await removeCriPods(paths)) stopped.push({ pid: 0, what: `pod ${id.slice(0, 12)}` });
   }
   if (cpid) {
     const tracer = (await readProc(cpid))?.tracerPid ?? 0;

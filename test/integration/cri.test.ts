@@ -213,6 +213,29 @@ describe('the CRI lab node', () => {
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/NotFound, as expected: failed to find sandbox id "made-up-1"/);
   });
+
+  it('lab down removes a pod left running, /dev/shm mount and all; lab up brings the node back', async () => {
+    const kept = await ctrdbg(
+      ['lab', 'kubelet', '--name', NAME, 'run-pod', '--pod-name', unique('kept'), '--keep-pod', '--json'],
+      { env },
+    );
+    expect(kept.exitCode, kept.stderr).toBe(0);
+    const { podSandboxId } = JSON.parse(kept.stdout.trim().split('\n').at(-1) ?? '{}');
+    const mounts = () =>
+      readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(`${lab.dir}/`));
+    expect(mounts().some((m) => m.includes(`sandboxes/${podSandboxId}/shm`))).toBe(true);
+    const down = await ctrdbgJson<{ stopped: { what: string }[] }>(['lab', 'down', '--name', NAME], { env });
+    expect(down.exitCode, down.stderr).toBe(0);
+    expect(down.data.stopped.map((s) => s.what)).toContain(`pod ${podSandboxId.slice(0, 12)}`);
+    expect(mounts()).toEqual([]);
+    const up = await ctrdbg(['lab', 'up', '--cri'], { env });
+    expect(up.exitCode, up.stderr).toBe(0);
+    lab = await status();
+    expect(lab.up).toBe(true);
+    expect((await nodeCtr(['-n', 'k8s.io', 'containers', 'ls', '-q'])).stdout.trim()).toBe('');
+  });
 });
 
 describe('setup, doctor, sets and restore on lab:cri', () => {
@@ -240,7 +263,7 @@ describe('setup, doctor, sets and restore on lab:cri', () => {
         path: lane.go.path,
         version: lane.go.version,
         source: 'lane',
-        why: "the trixie lane (the lab's own)",
+        why: "the trixie lane, the lab's own",
       });
       expect(manifest.command.env).toMatchObject({ GO111MODULE: 'off', GOTOOLCHAIN: 'local' });
       expect(result.stderr).not.toContain('allow-version-mismatch');

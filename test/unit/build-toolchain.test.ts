@@ -29,7 +29,7 @@ describe('toolchain choice', () => {
       path: '/lane/go',
       source: 'lane',
       lane: 'trixie',
-      why: "the trixie lane (the lab's own)",
+      why: "the trixie lane, the lab's own",
     });
     expect(chooseTool('dlv', { onPath: '/usr/bin/dlv' })).toMatchObject({
       path: '/usr/bin/dlv',

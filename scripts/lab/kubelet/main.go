@@ -9,6 +9,8 @@
 //	ctrdbg-kubelet pull [flags]           PullImage with Auth{Username, Password}, by default of an image on a
 //	                                      loopback port where no registry listens (the call fails)
 //	ctrdbg-kubelet create-orphan [flags]  CreateContainer in a sandbox that does not exist (containerd: NotFound)
+//	ctrdbg-kubelet remove-pods [flags]    StopPodSandbox → RemovePodSandbox for every pod, as kubelet does when
+//	                                      pods are deleted (`lab down` runs it: CRI unmounts each pod's /dev/shm)
 //
 // The CRI endpoint is --endpoint, else $CTRDBG_SOCKET (what `ctrdbg attach --trigger` sets), else containerd's
 // default socket; pod logs go under --log-root, else $CTRDBG_POD_LOG_ROOT, else /var/log/pods (kubelet's).
@@ -196,6 +198,8 @@ func main() {
 		err = pull(os.Args[2:])
 	case "create-orphan":
 		err = createOrphan(os.Args[2:])
+	case "remove-pods":
+		err = removePods(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -223,10 +227,11 @@ type exitError struct {
 func (e exitError) Error() string { return e.msg }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: ctrdbg-kubelet run-pod|pull|create-orphan [flags]   (-h after a command lists its flags)
+	fmt.Fprint(os.Stderr, `usage: ctrdbg-kubelet run-pod|pull|create-orphan|remove-pods [flags]   (-h after a command lists its flags)
   run-pod        one pod, one container, the calls kubelet makes, then clean up
   pull           PullImage with Auth{Username, Password} (by default of a registry that is not there)
   create-orphan  CreateContainer with a made-up PodSandboxId
+  remove-pods    stop and remove every pod sandbox (and so its containers)
 `)
 }
 
@@ -569,4 +574,43 @@ func createOrphan(argv []string) error {
 		return fmt.Errorf("CreateContainer: expected NotFound, got: %w", err)
 	}
 	return exitError{1, "CreateContainer succeeded in a sandbox that should not exist"}
+}
+
+/* ------------------------------------------------------------------ remove-pods */
+
+func removePods(argv []string) error {
+	fs := flag.NewFlagSet("remove-pods", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	if err := fs.Parse(argv); err != nil {
+		return exitError{2, err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	conn, err := dial(ctx, &c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rt := cri.NewRuntimeServiceClient(conn)
+	pods, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
+	if err != nil {
+		return fmt.Errorf("ListPodSandbox: %w", err)
+	}
+	var errs []error
+	for _, sb := range pods.Items {
+		say("StopPodSandbox   %s (%s/%s)", sb.Id, sb.Metadata.GetNamespace(), sb.Metadata.GetName())
+		if _, err := rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("StopPodSandbox %s: %w", sb.Id, err))
+			continue
+		}
+		say("RemovePodSandbox %s", sb.Id)
+		if _, err := rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("RemovePodSandbox %s: %w", sb.Id, err))
+		}
+	}
+	if len(pods.Items) == 0 {
+		say("no pods")
+	}
+	return errors.Join(errs...)
 }
