@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
-.PHONY: deps build test test-unit lint format bench demo demo-vm clean
+.PHONY: deps build test test-unit lint format bench demo demo-vm demo-cri clean
 
 deps:
 	@scripts/bootstrap
@@ -32,6 +32,10 @@ demo: build
 # The same flow on a Debian VM (QEMU) where containerd is a systemd unit, like a minikube kvm2 node.
 demo-vm: build
 	@scripts/demo-vm
+
+# A CRI node: trixie's containerd 1.7.24 with CRI, Go 1.24 + Delve 1.24, a kubelet stand-in running real pods.
+demo-cri: build
+	@scripts/demo-cri
 
 clean:
 	rm -rf dist .out

@@ -37,5 +37,20 @@ export function labRoot(): string {
   return process.env.CTRDBG_LAB_ROOT || '/var/lib/ctrdbg/labs';
 }
 
+/**
+ * Toolchain lanes (scripts/bootstrap-trixie): Debian trixie's Go, Delve and containerd unpacked into a private
+ * prefix. Root keeps them beside the labs, anyone else in their cache; the same rule as the script's.
+ */
+export function toolchainDir(): string {
+  if (process.env.CTRDBG_TOOLCHAIN_DIR) return process.env.CTRDBG_TOOLCHAIN_DIR;
+  if (process.getuid?.() === 0) return '/var/lib/ctrdbg/toolchains';
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'ctrdbg', 'toolchains');
+}
+
+/** The user's settings file (`<config dir>/config.json`), e.g. `{"go": "/opt/go/bin/go", "dlv": "…"}`. */
+export function userConfigFile(): string {
+  return join(configDir(), 'config.json');
+}
+
 export const breakpointSetsDir = join(projectRoot, 'breakpoint-sets');
 export const scriptsDir = join(projectRoot, 'scripts');

@@ -19,6 +19,7 @@ export const ExitCode = {
   node: 11,
   delve: 12,
   versionMismatch: 13,
+  toolchain: 14,
   interrupted: 130,
 } as const;
 
@@ -39,6 +40,7 @@ export const errorKinds: Record<Exclude<ErrorKind, 'ok'>, string> = {
   node: 'the node is not in a state ctrdbg can work with (containerd down, traced, no space)',
   delve: 'Delve failed or refused a request',
   versionMismatch: "the node's containerd version differs from the source tree's",
+  toolchain: 'the Go toolchain is older than the source tree needs (its go.mod `go` line)',
   interrupted: 'interrupted by the user (Ctrl-C); the node was left running',
 };
 
@@ -91,6 +93,8 @@ export const delveError = (message: string, options?: ErrorOptions) =>
   new CtrdbgError('delve', message, options);
 export const versionMismatchError = (message: string, options?: ErrorOptions) =>
   new CtrdbgError('versionMismatch', message, options);
+export const toolchainError = (message: string, options?: ErrorOptions) =>
+  new CtrdbgError('toolchain', message, options);
 export const interruptedError = (message: string, options?: ErrorOptions) =>
   new CtrdbgError('interrupted', message, options);
 

@@ -82,11 +82,17 @@ export function sharedBreakpointRequest(
   };
 }
 
-export async function armSets(client: DelveClient, sets: BreakpointSet[], log: Logger): Promise<Armed> {
+export async function armSets(
+  client: DelveClient,
+  sets: BreakpointSet[],
+  log: Logger,
+  /** The running containerd's `--version` line: entries of other versions (`versions:`) are not misses. */
+  containerdVersion?: string,
+): Promise<Armed> {
   const resolved: ResolvedSet[] = [];
   const plan = new Map<string, Planned>();
   for (const set of sets) {
-    const r = await resolveSet(client, set);
+    const r = await resolveSet(client, set, containerdVersion ? { containerdVersion } : {});
     resolved.push(r);
     for (const entry of r.entries) {
       const spec = set.entries.find((e) => e.name === entry.entry);

@@ -263,14 +263,15 @@ async function attach(
   const base = { target, host, probe, dbg, sets, pausedAt, manifest: state.installed?.manifest ?? null };
   let armed: Awaited<ReturnType<typeof armSets>>;
   try {
-    armed = await armSets(dbg.client, sets, log);
+    armed = await armSets(dbg.client, sets, log, probe.version);
   } catch (error) {
     await dbg.stop().catch(() => undefined);
     throw error;
   }
+  // Entries of other containerd versions (`versions:` in the set) are not misses.
   const unresolved = armed.resolved.flatMap((r) =>
     r.entries
-      .filter((e) => e.locations.length === 0)
+      .filter((e) => e.locations.length === 0 && e.notInVersion === undefined)
       .map((e) => ({ set: r.set, entry: e.entry, suggestions: e.suggestions })),
   );
   const notes = [...new Set(armed.resolved.flatMap((r) => r.notes))];

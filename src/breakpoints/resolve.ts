@@ -9,6 +9,7 @@
 import type { Breakpoint, BreakpointRequest, LoadConfig, Location } from '../delve/types.js';
 import { isCtrdbgError } from '../errors.js';
 import type { BreakpointEntry, BreakpointSet, SetLoadConfig } from './sets.js';
+import { inVersionRange } from './versions.js';
 
 /** The part of DelveClient that resolution needs. */
 export interface FunctionLocator {
@@ -37,12 +38,17 @@ export interface ResolvedEntry {
   suggestions: string[];
   /** Candidates that exist but could not be located (e.g. line offset past the function). */
   errors: { candidate: string; message: string }[];
+  /**
+   * Set when nothing matched and the binary's containerd is outside the entry's `versions`: the entry belongs
+   * to another release line (e.g. `>=2.0`), which is not a failure.
+   */
+  notInVersion?: string;
 }
 
 export interface ResolvedSet {
   set: string;
   entries: ResolvedEntry[];
-  /** True when every entry resolved to at least one location. */
+  /** True when every entry resolved to at least one location, or is not in this version. */
   complete: boolean;
   /** Explanations that apply to the whole set (e.g. "no CRI in this binary"). */
   notes: string[];
@@ -53,7 +59,14 @@ export interface SetsCheck {
   /** Locations in total, and entries without any. */
   armed: number;
   unresolvedEntries: number;
+  /** Entries that exist only in other containerd versions (not counted as unresolved). */
+  notInVersion: number;
   optimizedLocations: number;
+}
+
+export interface ResolveOptions {
+  /** The binary's `containerd --version` line (or version): decides "not in this version". */
+  containerdVersion?: string;
 }
 
 /** A Go function name split as Delve prints it: `pkg/path.(*Recv).Method`, `pkg/path.Recv.Method`, `pkg/path.Func`. */
@@ -155,7 +168,11 @@ const CRI_PACKAGES_FILTER = '/(pkg|internal)/cri/';
  * for a line offset FindLocation of `file:line+offset`. Misses get suggestions from functions with the same name
  * elsewhere, or else from the same package by edit distance.
  */
-export async function resolveSet(locator: FunctionLocator, set: BreakpointSet): Promise<ResolvedSet> {
+export async function resolveSet(
+  locator: FunctionLocator,
+  set: BreakpointSet,
+  options: ResolveOptions = {},
+): Promise<ResolvedSet> {
   const notes: string[] = [];
   const entries: ResolvedEntry[] = [];
   if (set.process !== 'containerd')
@@ -190,7 +207,15 @@ export async function resolveSet(locator: FunctionLocator, set: BreakpointSet): 
         });
       }
     }
-    if (resolved.locations.length === 0) {
+    const version = options.containerdVersion;
+    if (
+      resolved.locations.length === 0 &&
+      entry.versions &&
+      version &&
+      !inVersionRange(version, entry.versions)
+    ) {
+      resolved.notInVersion = entry.versions;
+    } else if (resolved.locations.length === 0) {
       let explained = false;
       if (entry.candidates.every(isCriFunction)) {
         criPresent ??= (await locator.listFunctions(CRI_PACKAGES_FILTER)).length > 0;
@@ -198,7 +223,7 @@ export async function resolveSet(locator: FunctionLocator, set: BreakpointSet): 
           explained = true;
           const note =
             'no CRI in this binary: no pkg/cri or internal/cri package (containerd built without the CRI plugin, ' +
-            "e.g. Debian's package or the lab); use lab-create or tasks-create";
+            "e.g. Debian bookworm's 1.6.20 and the default lab); use lab-create or tasks-create, or the CRI lab (ctrdbg lab up --cri)";
           if (!notes.includes(note)) notes.push(note);
         }
       }
@@ -210,7 +235,12 @@ export async function resolveSet(locator: FunctionLocator, set: BreakpointSet): 
     }
     entries.push(resolved);
   }
-  return { set: set.name, entries, complete: entries.every((e) => e.locations.length > 0), notes };
+  return {
+    set: set.name,
+    entries,
+    complete: entries.every((e) => e.locations.length > 0 || e.notInVersion !== undefined),
+    notes,
+  };
 }
 
 async function locate(locator: FunctionLocator, fn: string, lineOffset: number): Promise<ResolvedLocation> {
@@ -288,15 +318,17 @@ async function suggestServices(locator: FunctionLocator, candidates: readonly st
 export async function checkSets(
   locator: FunctionLocator,
   sets: readonly BreakpointSet[],
+  options: ResolveOptions = {},
 ): Promise<SetsCheck> {
   const resolved: ResolvedSet[] = [];
-  for (const set of sets) resolved.push(await resolveSet(locator, set));
+  for (const set of sets) resolved.push(await resolveSet(locator, set, options));
   const entries = resolved.flatMap((s) => s.entries);
   const locations = entries.flatMap((e) => e.locations);
   return {
     sets: resolved,
     armed: locations.length,
-    unresolvedEntries: entries.filter((e) => e.locations.length === 0).length,
+    unresolvedEntries: entries.filter((e) => e.locations.length === 0 && e.notInVersion === undefined).length,
+    notInVersion: entries.filter((e) => e.notInVersion !== undefined).length,
     optimizedLocations: locations.filter((l) => l.optimized).length,
   };
 }

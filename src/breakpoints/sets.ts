@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { breakpointSetsDir } from '../config.js';
 import { inputError } from '../errors.js';
 import { editDistance } from './resolve.js';
+import { parseVersionRange } from './versions.js';
 
 export const BREAKPOINT_SET_SCHEMA = 'ctrdbg.breakpoint-set/v1';
 
@@ -67,6 +68,16 @@ const entrySchema = z.strictObject({
   goroutine: z.boolean().default(true),
   /** Expressions (paths such as `r.Auth`) whose values are never recorded, in args, locals or record. */
   redact: z.array(z.string().min(1)).default([]),
+  /**
+   * The containerd versions the entry exists in (`>=2.0`, `>=1.7 <2.0`); outside them a miss is shown as
+   * "not in this version", not as a failure. Left out: every version.
+   */
+  versions: z
+    .string()
+    .refine((v) => parseVersionRange(v) !== undefined, {
+      message: 'must be comparators like ">=2.0" or ">=1.7 <2.0"',
+    })
+    .optional(),
 });
 
 const setSchema = z.strictObject({

@@ -172,9 +172,9 @@ export function delveSupport(delveVersion: string | undefined, goVersion: string
   };
 }
 
-export async function localDelveVersion(): Promise<string | undefined> {
+export async function localDelveVersion(dlv = 'dlv'): Promise<string | undefined> {
   try {
-    const { stdout } = await execa('dlv', ['version'], { timeout: 10_000 });
+    const { stdout } = await execa(dlv, ['version'], { timeout: 10_000 });
     return parseDelveVersion(stdout);
   } catch {
     return undefined;

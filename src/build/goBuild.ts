@@ -6,17 +6,19 @@
  *    small main package, built with `go build -gcflags=all="-N -l"` directly.
  * Planning is pure (unit-tested); running streams the tool's output into a progress display.
  */
-import { constants } from 'node:fs';
-import { access, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import ora from 'ora';
 import { z } from 'zod';
 import { projectRoot } from '../config.js';
-import { buildError, environmentError, inputError, usageError } from '../errors.js';
+import { buildError, environmentError, inputError, toolchainError, usageError } from '../errors.js';
 import { shellQuote } from '../target/remoteHost.js';
+import { findOnPath, isExecutableFile } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
+import { checkGoRequirement, type GoModRequirement, parseGoMod } from './goVersion.js';
+import { type LaneName, type ResolvedTool, readTrixieLane } from './toolchain.js';
 
 /** The one POSIX quoting ctrdbg has; re-exported for this module's callers. */
 export { shellQuote };
@@ -73,6 +75,10 @@ export const labTreeMarkerSchema = z.object({
   ldflags: z.record(z.string(), z.string()).default({}),
   version: z.string().optional(),
   sourceRoots: z.array(z.string().min(1)).min(1),
+  /** The toolchain lane the tree belongs to (src/build/toolchain.ts); older markers have none. */
+  toolchain: z.enum(['bookworm', 'trixie']).optional(),
+  /** The oldest Go that builds it: the packaged library's go.mod `go` line. */
+  goVersion: z.string().optional(),
 });
 export type LabTreeMarker = z.infer<typeof labTreeMarkerSchema>;
 
@@ -171,6 +177,8 @@ export interface BuildPlan {
   cwd: string;
   /** Variables set on top of the inherited environment. */
   env: Record<string, string>;
+  /** A directory put first on PATH (the chosen go's, for make). */
+  pathPrefix?: string;
   /** Where the tool leaves the binary. */
   producedBinary: string;
   /** Where ctrdbg puts it (same as producedBinary for a direct go build). */
@@ -190,6 +198,13 @@ export interface PlanOptions {
   outDir: string;
   /** The environment the build inherits (to respect a user's CGO_ENABLED). */
   inheritedEnv?: NodeJS.ProcessEnv;
+  /**
+   * The `go` ctrdbg chose (src/build/toolchain.ts) when it is not simply the first on PATH: run directly for a
+   * lab tree; put first on PATH for make, whose Makefile calls `go`.
+   */
+  go?: string;
+  /** That go's version (`go1.24.4`): Go 1.21+ gets GOTOOLCHAIN=local, so it never downloads another Go. */
+  goVersion?: string;
 }
 
 export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
@@ -198,6 +213,9 @@ export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
   // A cross build cannot use the host's C toolchain; a user who set CGO_ENABLED knows better than us.
   if (options.arch !== localArch() && inherited.CGO_ENABLED === undefined) env.CGO_ENABLED = '0';
   const outputBinary = join(resolve(options.outDir), 'containerd');
+  const minor = options.goVersion ? /^go1\.(\d+)/.exec(options.goVersion)?.[1] : undefined;
+  const toolchainLocal = minor !== undefined && Number(minor) >= 21 && inherited.GOTOOLCHAIN === undefined;
+  let pathPrefix: string | undefined;
 
   let file: string;
   let args: string[];
@@ -208,12 +226,15 @@ export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
     file = 'make';
     args = ['GODEBUG=1', 'GO_GCFLAGS=', 'bin/containerd'];
     producedBinary = join(tree.root, 'bin', 'containerd');
+    if (options.go) pathPrefix = dirname(options.go);
+    if (toolchainLocal) env.GOTOOLCHAIN = 'local';
   } else {
     Object.assign(env, { GO111MODULE: 'off', GOPATH: tree.marker.gopath.join(delimiter), GOFLAGS: '' });
+    if (toolchainLocal) env.GOTOOLCHAIN = 'local';
     const ldflags = Object.entries(tree.marker.ldflags)
       .map(([key, value]) => `-X ${ldflagValue(key, value)}`)
       .join(' ');
-    file = 'go';
+    file = options.go ?? 'go';
     // -v prints each package as it is compiled: that is what the progress line shows.
     args = [
       'build',
@@ -226,46 +247,44 @@ export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
     ];
     producedBinary = outputBinary;
   }
-  const envText = Object.entries(env)
-    .map(([key, value]) => `${key}=${shellQuote(value)}`)
-    .join(' ');
+  const envText = [
+    ...(pathPrefix ? [`PATH=${shellQuote(pathPrefix)}:"$PATH"`] : []),
+    ...Object.entries(env).map(([key, value]) => `${key}=${shellQuote(value)}`),
+  ].join(' ');
   const display = `cd ${shellQuote(tree.root)} && ${envText} ${[file, ...args].map(shellQuote).join(' ')}`;
-  return { tree, arch: options.arch, file, args, cwd: tree.root, env, producedBinary, outputBinary, display };
+  return {
+    tree,
+    arch: options.arch,
+    file,
+    args,
+    cwd: tree.root,
+    env,
+    ...(pathPrefix ? { pathPrefix } : {}),
+    producedBinary,
+    outputBinary,
+    display,
+  };
 }
 
 /* ------------------------------------------------------------------ running */
 
-/** Finds an executable on PATH the way a shell would, without running it. */
-export async function findOnPath(
-  name: string,
-  pathValue: string | undefined = process.env.PATH,
-): Promise<string | undefined> {
-  for (const dir of (pathValue ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      if ((await stat(candidate)).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+export { findOnPath };
 
 /** The tools a plan needs: make also needs go, since the Makefile calls it. */
 export async function checkTools(
   plan: BuildPlan,
   pathValue: string | undefined = process.env.PATH,
 ): Promise<void> {
-  const needed = plan.file === 'make' ? ['make', 'go'] : ['go'];
+  const needed = plan.file === 'make' ? ['make', 'go'] : [plan.file];
+  const searchPath = plan.pathPrefix ? `${plan.pathPrefix}${delimiter}${pathValue ?? ''}` : pathValue;
   for (const tool of needed) {
-    if (!(await findOnPath(tool, pathValue))) {
+    if (tool.startsWith('/') ? !(await isExecutableFile(tool)) : !(await findOnPath(tool, searchPath))) {
       const install =
-        tool === 'go'
-          ? 'Install Go (apt-get install golang-go, or https://go.dev/dl) and make sure `go` is on PATH.'
-          : 'Install make (apt-get install make).';
-      throw environmentError(`\`${tool}\` is not on PATH; building containerd needs it.`, { hint: install });
+        tool === 'make'
+          ? 'Install make (apt-get install make).'
+          : 'Install Go (apt-get install golang-go, or https://go.dev/dl) and make sure `go` is on PATH, or pass --go PATH.';
+      const what = tool.startsWith('/') ? `${tool} is not an executable file` : `\`${tool}\` is not on PATH`;
+      throw environmentError(`${what}; building containerd needs it.`, { hint: install });
     }
   }
 }
@@ -379,9 +398,11 @@ export async function runBuild(plan: BuildPlan, options: RunBuildOptions): Promi
   const lines: string[] = [];
   const keep = 2000;
   const timeoutMs = options.timeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS;
+  const basePath = options.pathValue ?? process.env.PATH ?? '';
+  const path = plan.pathPrefix ? `${plan.pathPrefix}${delimiter}${basePath}` : options.pathValue;
   const child = execa(plan.file, plan.args, {
     cwd: plan.cwd,
-    env: { ...plan.env, ...(options.pathValue !== undefined ? { PATH: options.pathValue } : {}) },
+    env: { ...plan.env, ...(path !== undefined ? { PATH: path } : {}) },
     extendEnv: true,
     all: true,
     reject: false,
@@ -473,26 +494,103 @@ export async function installedContainerdLibraryVersion(): Promise<string> {
   }
 }
 
-/**
- * Writes a buildable lab tree into `dir`: the lab's main package from scripts/lab/containerd-main and the
- * marker that tells `ctrdbg build` how to build it. Returns the tree's absolute path (what --src takes).
- */
-export async function writeLabTree(dir: string): Promise<string> {
-  const root = resolve(dir);
+/** Where a lab tree's pieces come from: the bookworm lane's system packages, or the trixie lane's prefix. */
+export interface LabTreeSource {
+  /** This repository's main package for the daemon. */
+  mainGo: string;
+  /** The GOPATH entry that holds containerd's library source (`<gocode>/src/github.com/containerd/…`). */
+  gocode: string;
+  version: string;
+  revision: string;
+  toolchain: LaneName;
+  /** The oldest Go that builds it. */
+  goVersion?: string;
+}
+
+/** The default lab's tree: Debian bookworm's installed containerd library (1.6.20) and Go 1.19. */
+export async function bookwormTreeSource(): Promise<LabTreeSource> {
   const debianVersion = await installedContainerdLibraryVersion();
-  const version = debianUpstreamVersion(debianVersion);
+  const goMod = await readIfExists(join(DEBIAN_GOCODE, 'src', 'github.com/containerd/containerd/go.mod'));
+  const goVersion = goMod ? parseGoMod(goMod).go : undefined;
+  return {
+    mainGo: join(projectRoot, 'scripts', 'lab', 'containerd-main', 'main.go'),
+    gocode: DEBIAN_GOCODE,
+    version: debianUpstreamVersion(debianVersion),
+    revision: debianVersion,
+    toolchain: 'bookworm',
+    ...(goVersion ? { goVersion } : {}),
+  };
+}
+
+/**
+ * Writes a buildable lab tree into `dir`: the lab's main package and the marker that tells `ctrdbg build` how
+ * to build it (GOPATH, -X version flags equal to the node's stock binary, the toolchain lane). Returns the
+ * tree's absolute path (what --src takes). Rewriting an existing tree only refreshes these two files.
+ */
+export async function writeLabTree(dir: string, source?: LabTreeSource): Promise<string> {
+  const root = resolve(dir);
+  const from = source ?? (await bookwormTreeSource());
   const mainDir = join(root, 'src', LAB_PACKAGE);
   await mkdir(mainDir, { recursive: true });
-  await copyFile(join(projectRoot, 'scripts', 'lab', 'containerd-main', 'main.go'), join(mainDir, 'main.go'));
+  // Only what changed is written: an unchanged tree keeps its mtimes, so the next source sync sends nothing.
+  const writeIfChanged = async (path: string, text: string) => {
+    if ((await readIfExists(path)) !== text) await writeFile(path, text);
+  };
+  await writeIfChanged(join(mainDir, 'main.go'), await readFile(from.mainGo, 'utf8'));
   const marker: LabTreeMarker = {
     format: 1,
     kind: 'gopath',
     package: LAB_PACKAGE,
-    gopath: [root, DEBIAN_GOCODE],
-    ldflags: { [`${VERSION_PKG}.Version`]: version, [`${VERSION_PKG}.Revision`]: debianVersion },
-    version,
-    sourceRoots: [join(root, 'src'), join(DEBIAN_GOCODE, 'src')],
+    gopath: [root, from.gocode],
+    ldflags: { [`${VERSION_PKG}.Version`]: from.version, [`${VERSION_PKG}.Revision`]: from.revision },
+    version: from.version,
+    sourceRoots: [join(root, 'src'), join(from.gocode, 'src')],
+    toolchain: from.toolchain,
+    ...(from.goVersion ? { goVersion: from.goVersion } : {}),
   };
-  await writeFile(join(root, LAB_TREE_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+  await writeIfChanged(join(root, LAB_TREE_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
   return root;
+}
+
+/* ------------------------------------------------------------------ the Go a tree needs */
+
+/** What a tree says about its Go: a checkout's go.mod, a lab tree's marker. */
+export async function treeGoRequirement(tree: SourceTree): Promise<GoModRequirement & { from: string }> {
+  if (tree.kind === 'gopath') {
+    return { go: tree.marker.goVersion, toolchain: undefined, from: join(tree.root, LAB_TREE_MARKER) };
+  }
+  const goMod = join(tree.root, 'go.mod');
+  const text = await readIfExists(goMod);
+  return { ...(text ? parseGoMod(text) : { go: undefined, toolchain: undefined }), from: goMod };
+}
+
+/**
+ * Refuses, before building, a Go older than the tree's go.mod asks for: one paragraph with the version needed,
+ * the one found and where to get one (exit 14). A Go older than the `toolchain` line only warns.
+ */
+export async function checkTreeGo(tree: SourceTree, go: ResolvedTool, log: Logger): Promise<void> {
+  const requirement = await treeGoRequirement(tree);
+  const check = checkGoRequirement(requirement, go.version ?? '');
+  const lines = [
+    ...(requirement.go ? [`go ${requirement.go}`] : []),
+    ...(requirement.toolchain ? [`toolchain ${requirement.toolchain}`] : []),
+  ];
+  if (check.ok) {
+    if (check.belowSuggested)
+      log.warn(
+        `${requirement.from} suggests Go ${check.suggested} (\`toolchain ${requirement.toolchain}\`); building with ${check.found}, which its \`go ${requirement.go}\` line allows.`,
+      );
+    return;
+  }
+  const trixie = await readTrixieLane();
+  const laneFits = trixie && checkGoRequirement(requirement, trixie.go.version).ok;
+  throw toolchainError(
+    `${tree.root} needs Go ${check.needed} or newer (${requirement.from}: ${lines.map((l) => `\`${l}\``).join(', ')}), but the Go ctrdbg would build it with is ${check.found} (${go.path}, ${go.why}).`,
+    {
+      hint: laneFits
+        ? `Build with a newer Go: pass --go ${trixie.go.path} (ctrdbg's trixie lane, ${trixie.go.version}) or set CTRDBG_GO to it; any Go ${check.needed} or newer works (https://go.dev/dl).`
+        : `Get Go ${check.needed} or newer (https://go.dev/dl, or Debian's golang-1.2x packages; scripts/bootstrap-trixie installs a Go 1.24 lane for ctrdbg) and pass it with --go PATH or CTRDBG_GO.`,
+      details: { needed: check.needed, suggested: check.suggested, found: check.found, go: go.path },
+    },
+  );
 }

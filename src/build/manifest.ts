@@ -60,9 +60,21 @@ export interface BuildManifest {
     cwd: string;
     env: Record<string, string>;
   };
+  /** Which go built it and which dlv the verification asked, and why each (src/build/toolchain.ts). */
+  toolchain?: {
+    go: ToolRecord;
+    dlv?: ToolRecord;
+  };
   builtAt: string;
   durationMs: number;
   verification: BinaryReport;
+}
+
+export interface ToolRecord {
+  path: string;
+  version: string | null;
+  source: string;
+  why: string;
 }
 
 const manifestSchema = z.looseObject({

@@ -14,17 +14,17 @@ export function registerBuild(program: Command): void {
     .option('--arch <arch>', 'target architecture: amd64 or arm64 (default: this machine)')
     .option('--out <dir>', 'output directory (default: <cache>/builds/<arch>)')
     .option('--verify <binary>', 'only check whether BINARY can be debugged (exit code 6 if not)')
+    .option('--go <path>', 'the go to build with (else $CTRDBG_GO, config.json, the lab tree’s lane, PATH)')
+    .option('--dlv <path>', 'the dlv whose Go support the verification reports (same order as --go)')
     .option('--json', 'print the result as JSON on stdout')
     .addHelpText(
       'after',
       '\nExamples:\n  ctrdbg build --src ~/src/containerd\n  ctrdbg build --src ~/src/containerd --arch arm64 --out ./out\n  ctrdbg build --verify /usr/bin/containerd\n',
     )
     .action(
-      action(
-        async (options: { src?: string; arch?: string; out?: string; verify?: string; json?: boolean }) => {
-          const { buildCommand } = await import('../commands/build.js');
-          return buildCommand(options);
-        },
-      ),
+      action(async (options: import('../commands/build.js').BuildCommandOptions) => {
+        const { buildCommand } = await import('../commands/build.js');
+        return buildCommand(options);
+      }),
     );
 }

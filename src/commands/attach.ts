@@ -105,7 +105,7 @@ export async function setsCheckCommand(
     });
     let check: SetsCheck;
     try {
-      check = await checkSets(dbg.client, sets);
+      check = await checkSets(dbg.client, sets, { containerdVersion: probe.version });
     } finally {
       const stopped = await dbg.stop();
       if (!stopped.detached) log.warn(`detach: ${stopped.errors.join('; ')}`);
@@ -116,7 +116,12 @@ export async function setsCheckCommand(
       for (const note of set.notes) lines.push(`    ${style.yellow(note)}`);
       const rows: string[][] = [];
       for (const e of set.entries) {
-        if (e.locations.length === 0) {
+        if (e.notInVersion !== undefined) {
+          rows.push([
+            `  ${style.dim('–')} ${e.entry}`,
+            style.dim(`not in this version (containerd ${e.notInVersion} only)`),
+          ]);
+        } else if (e.locations.length === 0) {
           rows.push([
             `  ${mark.bad()} ${e.entry}`,
             `not found${e.suggestions.length ? `; nearest: ${e.suggestions.slice(0, 3).join(', ')}` : ''}`,

@@ -3,10 +3,11 @@
  * `ctrdbg build --verify BIN` (tell whether any containerd binary can be debugged).
  */
 import { join } from 'node:path';
-import { type BinaryReport, inspectBinary } from '../build/debugInfo.js';
+import { type BinaryReport, delveSupport, inspectBinary } from '../build/debugInfo.js';
 import {
   type Arch,
   type BuildProgress,
+  checkTreeGo,
   createBuildProgress,
   detectSourceTree,
   localArch,
@@ -23,6 +24,7 @@ import {
   runContainerdVersion,
   writeManifest,
 } from '../build/manifest.js';
+import { describeTool, knownDelves, type LaneName, resolveTool } from '../build/toolchain.js';
 import type { CommandOutput } from '../cli/run.js';
 import { cacheDir, packageVersion } from '../config.js';
 import { ExitCode, usageError } from '../errors.js';
@@ -33,6 +35,8 @@ export interface BuildCommandOptions {
   arch?: string;
   out?: string;
   verify?: string;
+  go?: string;
+  dlv?: string;
   json?: boolean;
 }
 
@@ -44,6 +48,9 @@ export interface BuildContainerdOptions {
   logger: Logger;
   progress?: () => BuildProgress;
   timeoutMs?: number;
+  /** --go / --dlv: see src/build/toolchain.ts for the order ctrdbg picks them in. */
+  go?: string;
+  dlv?: string;
 }
 
 export interface BuildResult {
@@ -52,8 +59,9 @@ export interface BuildResult {
   manifest: BuildManifest;
 }
 
-export function defaultOutDir(arch: Arch): string {
-  return join(cacheDir(), 'builds', arch);
+/** `<cache>/builds/<arch>`; the trixie lane's builds (the CRI lab's 1.7) keep to `<arch>-trixie`. */
+export function defaultOutDir(arch: Arch, lane?: LaneName): string {
+  return join(cacheDir(), 'builds', lane === 'trixie' ? `${arch}-trixie` : arch);
 }
 
 const VERSION_KEY = 'github.com/containerd/containerd/version.Version';
@@ -66,7 +74,18 @@ const REVISION_KEY = 'github.com/containerd/containerd/version.Revision';
 export async function buildContainerd(options: BuildContainerdOptions): Promise<BuildResult> {
   const arch = normalizeArch(options.arch);
   const tree = await detectSourceTree(options.src);
-  const plan = planBuild(tree, { arch, outDir: options.out ?? defaultOutDir(arch) });
+  const lane = tree.kind === 'gopath' ? tree.marker.toolchain : undefined;
+  const go = await resolveTool('go', { flag: options.go, lane });
+  options.logger.step(`go: ${describeTool(go)}`);
+  await checkTreeGo(tree, go, options.logger);
+  // Only for the verification's "does this Delve support that Go" line; a missing dlv does not stop a build.
+  const dlv = await resolveTool('dlv', { flag: options.dlv, lane }).catch(() => undefined);
+  const plan = planBuild(tree, {
+    arch,
+    outDir: options.out ?? defaultOutDir(arch, lane),
+    ...(go.source === 'path' ? {} : { go: go.path }),
+    ...(go.version ? { goVersion: go.version } : {}),
+  });
   options.logger.info(
     `Building containerd for linux/${arch} from ${tree.kind === 'checkout' ? 'the checkout' : 'the lab tree'} ${tree.root}`,
   );
@@ -78,7 +97,7 @@ export async function buildContainerd(options: BuildContainerdOptions): Promise<
   });
 
   const [verification, git] = await Promise.all([
-    inspectBinary(plan.outputBinary, { expectedArch: arch }),
+    inspectBinary(plan.outputBinary, { expectedArch: arch, delveVersion: dlv?.version ?? null }),
     gitState(tree.root),
   ]);
 
@@ -121,6 +140,12 @@ export async function buildContainerd(options: BuildContainerdOptions): Promise<
       git: git ?? null,
     },
     command: { display: plan.display, file: plan.file, args: plan.args, cwd: plan.cwd, env: plan.env },
+    toolchain: {
+      go: { path: go.path, version: go.version ?? null, source: go.source, why: go.why },
+      ...(dlv
+        ? { dlv: { path: dlv.path, version: dlv.version ?? null, source: dlv.source, why: dlv.why } }
+        : {}),
+    },
     builtAt,
     durationMs: run.durationMs,
     verification,
@@ -189,12 +214,20 @@ function formatBuild(result: BuildResult): string {
 
 export async function verifyCommand(
   binary: string,
-  options: { arch?: string } = {},
+  options: { arch?: string; dlv?: string } = {},
 ): Promise<CommandOutput<BinaryReport>> {
-  const report = await inspectBinary(
-    binary,
-    options.arch ? { expectedArch: normalizeArch(options.arch) } : {},
-  );
+  const dlv = options.dlv ? await resolveTool('dlv', { flag: options.dlv }) : undefined;
+  const report = await inspectBinary(binary, {
+    ...(options.arch ? { expectedArch: normalizeArch(options.arch) } : {}),
+    ...(dlv ? { delveVersion: dlv.version ?? null } : {}),
+  });
+  // PATH's Delve cannot debug this Go: name one on this machine that can (a lane's).
+  if (report.delve.supported === false && report.goVersion) {
+    const goVersion = report.goVersion;
+    const fit = (await knownDelves()).find((d) => delveSupport(d.version, goVersion).supported);
+    if (fit)
+      report.warnings.push(`Delve ${fit.version} from ${fit.from} supports ${goVersion}: --dlv ${fit.path}`);
+  }
   return {
     data: report,
     text: formatReport(report),
@@ -211,7 +244,7 @@ export async function buildCommand(
         hint: 'Run `ctrdbg build --verify BIN` on its own, or `ctrdbg build --src DIR` to build (it verifies too).',
       });
     }
-    return verifyCommand(options.verify, { arch: options.arch });
+    return verifyCommand(options.verify, { arch: options.arch, dlv: options.dlv });
   }
   const json = Boolean(options.json);
   const logger = createLogger({ quiet: json });
@@ -219,6 +252,8 @@ export async function buildCommand(
     src: options.src,
     arch: options.arch,
     out: options.out,
+    go: options.go,
+    dlv: options.dlv,
     logger,
     // Created lazily by runBuild: a progress display started before argument checks could outlive a failure.
     progress: () => createBuildProgress(logger, { quiet: json }),

@@ -75,6 +75,8 @@ export async function showSet(
       `  loadArgs: ${describeLoad(entry.loadArgs)}   loadLocals: ${describeLoad(entry.loadLocals)}   stack: ${entry.stack}`,
     );
     if (entry.redact.length) lines.push(`  redact: ${entry.redact.join(', ')}`);
+    if (entry.versions)
+      lines.push(`  versions: containerd ${entry.versions} (elsewhere: not in this version)`);
     lines.push('');
   }
   return { data: { set }, text: lines.join('\n').trimEnd() };

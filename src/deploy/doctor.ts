@@ -1,7 +1,8 @@
 /**
  * `ctrdbg doctor`: the debugging guide's checks, automated. Each check says ✔/✘ and, when it fails, what to
- * do. Checks that do not apply to a kind of node (the CRI plugin on the lab, the cluster runtime off
- * minikube) are listed as not applicable rather than passed.
+ * do. Checks that do not apply to a node (the CRI plugin of a containerd built without one, the cluster
+ * runtime off minikube) are listed as not applicable rather than passed. Every check asks the running
+ * daemon or its binary, never the kind of node.
  */
 import { delveSupport, inspectBinary, parseDelveVersion } from '../build/debugInfo.js';
 import { isCtrdbgError } from '../errors.js';
@@ -212,8 +213,10 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
         : { hint: 'Free some space: ctr images prune, or crictl rmi --prune.' }),
     });
 
+    // containerd looks for its shim on PATH; a node's own bin directory (the lab's) comes first there.
+    const beside = probe?.binary ? probe.binary.replace(/\/[^/]*$/, '') : '';
     const tools = await host.exec(
-      'for b in containerd-shim-runc-v2 runc; do command -v $b || echo "missing:$b"; done',
+      `for b in containerd-shim-runc-v2 runc; do if [ -n ${shellQuote(beside)} ] && [ -x ${shellQuote(beside)}/$b ]; then echo ${shellQuote(beside)}/$b; else command -v $b || echo "missing:$b"; fi; done`,
       { sudo: true },
     );
     const missing = tools.stdout
@@ -228,32 +231,9 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
       ...(missing.length ? { hint: 'Install runc and containerd-shim-runc-v2 on the node.' } : {}),
     });
 
-    if (target.kind === 'lab') {
-      notApplicable.push({
-        id: 'cri',
-        title: 'CRI plugin loaded',
-        why: "the lab's containerd is built from Debian's source, which has no CRI plugin",
-      });
-    } else {
-      const plugins = await host.exec(
-        `ctr -a ${shellQuote(target.node.socket)} plugins ls 2>&1 | grep -E 'io.containerd.grpc.v1 +cri '`,
-        { sudo: true },
-      );
-      const ok = plugins.code === 0 && /\bok\b/.test(plugins.stdout);
-      add({
-        id: 'cri',
-        title: 'CRI plugin loaded',
-        status: ok ? 'ok' : 'fail',
-        detail: ok
-          ? 'io.containerd.grpc.v1 cri: ok'
-          : plugins.stdout.trim() || 'not listed by ctr plugins ls',
-        ...(ok
-          ? {}
-          : {
-              hint: 'Check the [plugins."io.containerd.grpc.v1.cri"] section and disabled_plugins in containerd\'s config.',
-            }),
-      });
-    }
+    const cri = await criPluginCheck(host, target, probe);
+    if ('why' in cri) notApplicable.push(cri);
+    else add(cri);
     if (target.minikube) {
       const ok = target.minikube.runtime === 'containerd';
       add({
@@ -300,18 +280,19 @@ function failed(id: string, title: string, error: unknown): Check {
   return { id, title, status: 'fail', detail: String((error as Error).message ?? error) };
 }
 
-async function debugAddress(host: RemoteHost, probe: NodeProbe | undefined): Promise<string | undefined> {
-  if (!probe?.pid) return undefined;
-  // The config the daemon was started with (--config/-c), else containerd's default path.
-  const argv = (await host.exec(`tr '\\0' '\\n' < /proc/${probe.pid}/cmdline`, { sudo: true })).stdout.split(
-    '\n',
-  );
+/** The config file the daemon was started with (--config/-c), else containerd's default path. */
+async function daemonConfigPath(host: RemoteHost, pid: number): Promise<string> {
+  const argv = (await host.exec(`tr '\\0' '\\n' < /proc/${pid}/cmdline`, { sudo: true })).stdout.split('\n');
   const at = argv.findIndex((a) => a === '--config' || a === '-c');
   const inline = argv.find((a) => a.startsWith('--config='));
-  const config =
-    inline?.slice('--config='.length) ??
-    (at >= 0 ? argv[at + 1] : undefined) ??
-    '/etc/containerd/config.toml';
+  return (
+    inline?.slice('--config='.length) ?? (at >= 0 ? argv[at + 1] : undefined) ?? '/etc/containerd/config.toml'
+  );
+}
+
+async function debugAddress(host: RemoteHost, probe: NodeProbe | undefined): Promise<string | undefined> {
+  if (!probe?.pid) return undefined;
+  const config = await daemonConfigPath(host, probe.pid);
   const r = await host.exec(
     `awk '/^\\[debug\\]/{d=1;next} /^\\[/{d=0} d && $1=="address"{print $3}' ${shellQuote(config)} 2>/dev/null`,
     { sudo: true },
@@ -325,4 +306,90 @@ async function treeVersion(src: string): Promise<string | undefined> {
   if (tree.kind === 'gopath') return tree.marker.version;
   const { gitState } = await import('../build/manifest.js');
   return (await gitState(tree.root))?.describe ?? undefined;
+}
+
+/** One row of `ctr plugins ls`: TYPE ID PLATFORMS STATUS. */
+export interface PluginRow {
+  type: string;
+  id: string;
+  status: string;
+}
+
+export function parsePluginList(output: string): PluginRow[] {
+  return output
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cols) => cols.length >= 4)
+    .map((cols) => ({ type: cols[0] ?? '', id: cols[1] ?? '', status: cols[cols.length - 1] ?? '' }));
+}
+
+/**
+ * "CRI plugin loaded", asked of the running daemon (`ctr plugins ls`, with the node's own ctr when it has one
+ * beside containerd). Listed and ok: ✔. Listed with another status, or disabled in the config: ✘. Not listed
+ * at all: this containerd was built without CRI (Debian bookworm's 1.6.20) — not applicable, except on a
+ * minikube node, whose kubelet needs it.
+ */
+async function criPluginCheck(
+  host: RemoteHost,
+  target: Awaited<ReturnType<typeof resolveTarget>>,
+  probe: NodeProbe | undefined,
+): Promise<Check | { id: string; title: string; why: string }> {
+  const id = 'cri';
+  const title = 'CRI plugin loaded';
+  if (!probe?.pid) return { id, title, status: 'fail', detail: 'containerd is not running' };
+  const beside = probe.binary.replace(/\/[^/]*$/, '');
+  const ctr = `$( [ -x ${shellQuote(`${beside}/ctr`)} ] && echo ${shellQuote(`${beside}/ctr`)} || echo ctr )`;
+  const listed = await host.exec(`${ctr} -a ${shellQuote(target.node.socket)} plugins ls`, { sudo: true });
+  if (listed.code !== 0) {
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: `ctr plugins ls failed: ${(listed.stderr || listed.stdout).trim().split('\n').slice(-1)[0] ?? ''}`,
+      hint: 'Install ctr (it comes with containerd) on the node.',
+    };
+  }
+  const row = parsePluginList(listed.stdout).find(
+    (p) => p.type === 'io.containerd.grpc.v1' && p.id === 'cri',
+  );
+  if (row?.status === 'ok')
+    return { id, title, status: 'ok', detail: 'io.containerd.grpc.v1 cri: ok (ctr plugins ls)' };
+  if (row) {
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: `io.containerd.grpc.v1 cri: ${row.status}`,
+      hint: `See why: ctr -a ${target.node.socket} plugins ls -d id==cri, and containerd's log; check the [plugins."io.containerd.grpc.v1.cri"] section of its config.`,
+    };
+  }
+  const config = await daemonConfigPath(host, probe.pid);
+  const disabled = await host.exec(
+    `grep -E '^[[:space:]]*disabled_plugins[[:space:]]*=.*"(io\\.containerd\\.grpc\\.v1\\.)?cri"' ${shellQuote(config)}`,
+    { sudo: true },
+  );
+  if (disabled.code === 0) {
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: `disabled in ${config}: ${disabled.stdout.trim()}`,
+      hint: 'Remove "cri" from disabled_plugins and restart containerd.',
+    };
+  }
+  if (target.minikube) {
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: 'ctr plugins ls lists no io.containerd.grpc.v1 cri: this containerd has no CRI plugin',
+      hint: 'kubelet needs CRI: check disabled_plugins and the [plugins."io.containerd.grpc.v1.cri"] section of containerd\'s config, or put back a containerd built with CRI (the node\'s original: ctrdbg restore).',
+    };
+  }
+  return {
+    id,
+    title,
+    why: 'the running containerd has no CRI plugin (ctr plugins ls lists none): it was built without one, like Debian bookworm’s 1.6.20',
+  };
 }

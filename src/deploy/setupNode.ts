@@ -6,7 +6,7 @@
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { type BinaryReport, delveSupport, inspectBinary, localDelveVersion } from '../build/debugInfo.js';
+import { type BinaryReport, delveSupport, inspectBinary } from '../build/debugInfo.js';
 import { normalizeArch } from '../build/goBuild.js';
 import {
   type BuildManifest,
@@ -14,6 +14,7 @@ import {
   readManifest,
   runContainerdVersion,
 } from '../build/manifest.js';
+import { chooseDelveFor, describeTool } from '../build/toolchain.js';
 import { buildContainerd, defaultOutDir } from '../commands/build.js';
 import {
   environmentError,
@@ -46,6 +47,9 @@ export interface SetupOptions extends TargetOptions {
   withGoroot?: boolean;
   /** Skip the source sync (tests of the binary swap alone). */
   noSource?: boolean;
+  /** --go / --dlv (src/build/toolchain.ts); a lab target otherwise picks its own lane. */
+  go?: string;
+  dlv?: string;
 }
 
 export interface SetupResult {
@@ -54,7 +58,15 @@ export interface SetupResult {
   binary: { local: string; sha256: string; version: string; built: boolean };
   swap: SwapResult;
   source: SyncResult[];
-  dlv: { path: string; version: string; uploaded: boolean; supportsGo: string | null };
+  dlv: {
+    path: string;
+    version: string;
+    uploaded: boolean;
+    supportsGo: string | null;
+    /** The local dlv that was shipped, and why ctrdbg picked it. */
+    local: string;
+    why: string;
+  };
   changed: string[];
 }
 
@@ -107,7 +119,8 @@ export async function setupNode(
       },
     );
     checkInterrupt('during the build');
-    const report = await inspectBinary(binary, { expectedArch: probe.goArch });
+    // Delve support is checked (and the dlv chosen) by installDelve; the report's PATH dlv would only mislead.
+    const report = await inspectBinary(binary, { expectedArch: probe.goArch, delveVersion: null });
     if (!report.debuggable) {
       throw notDebuggableError(
         `${binary} cannot be debugged on ${target.endpoint.label}: ${report.problems.join('; ')}.`,
@@ -127,7 +140,7 @@ export async function setupNode(
     const source: SyncResult[] = [];
     if (!options.noSource) {
       const roots = [...(manifest?.source.sourceRoots ?? [])];
-      if (options.withGoroot) roots.push(await gorootSrc());
+      if (options.withGoroot) roots.push(await gorootSrc(manifest?.toolchain?.go.path ?? 'go'));
       if (roots.length === 0)
         log.warn('no build manifest beside the binary: the source tree is not synced (Delve cannot `list`)');
       const recorded = [...(state.source?.roots ?? [])];
@@ -157,7 +170,7 @@ export async function setupNode(
     }
 
     checkInterrupt('while the source was synced');
-    const dlv = await installDelve(host, target, probe, report, log);
+    const dlv = await installDelve(host, target, probe, report, options, log);
     checkInterrupt('after dlv was installed');
     let lastPct = -1;
     const swap = await installBinary(
@@ -255,7 +268,7 @@ async function chooseBinary(
   }
   const arch = normalizeArch(probe.goArch);
   if (options.skipBuild) {
-    const bin = join(defaultOutDir(arch), 'containerd');
+    const bin = join(defaultOutDir(arch, target.lab?.lane), 'containerd');
     if (!(await exists(bin))) {
       throw inputError(`--skip-build: there is no earlier build for ${arch} at ${bin}.`, {
         hint: 'Run setup once without --skip-build, or pass --binary.',
@@ -265,7 +278,7 @@ async function chooseBinary(
   }
   // The lab carries its own source tree; it is the natural default there.
   const src = options.src ?? target.lab?.tree;
-  const result = await buildContainerd({ src, arch, logger: log });
+  const result = await buildContainerd({ src, arch, logger: log, go: options.go, dlv: options.dlv });
   return { binary: result.binary, manifest: result.manifest, built: true };
 }
 
@@ -289,9 +302,9 @@ export function checkVersions(
   });
 }
 
-async function gorootSrc(): Promise<string> {
+async function gorootSrc(go: string): Promise<string> {
   try {
-    const { stdout } = await execa('go', ['env', 'GOROOT'], { timeout: 20_000 });
+    const { stdout } = await execa(go, ['env', 'GOROOT'], { timeout: 20_000 });
     return join(await realpath(stdout.trim()), 'src');
   } catch (cause) {
     throw environmentError('--with-goroot needs the Go toolchain to find GOROOT.', {
@@ -301,29 +314,31 @@ async function gorootSrc(): Promise<string> {
   }
 }
 
-/** Puts the local dlv on the node when the arch matches, and checks it supports the binary's Go version. */
+/**
+ * Puts a local dlv on the node when the arch matches: the one the user chose, else the lab's lane's, else
+ * PATH's — swapped for another known Delve when that one cannot debug the binary's Go (chooseDelveFor).
+ */
 async function installDelve(
   host: RemoteHost,
   target: Target,
   probe: NodeProbe,
   report: BinaryReport,
+  options: SetupOptions,
   log: Logger,
 ): Promise<SetupResult['dlv']> {
-  const version = await localDelveVersion();
+  const chosen = await chooseDelveFor(
+    report.goVersion ?? undefined,
+    { flag: options.dlv, lane: target.lab?.lane },
+    (message) => log.warn(message),
+  );
+  const version = chosen.version;
   if (!version)
-    throw environmentError('dlv is not installed locally; ctrdbg ships it to the node.', {
-      hint: 'Install it: apt-get install delve.',
+    throw environmentError(`${chosen.path} did not say which Delve it is (\`dlv version\`).`, {
+      hint: 'Install Delve (apt-get install delve), or pass --dlv PATH.',
     });
+  log.step(`dlv: ${describeTool(chosen)}`);
   const support = delveSupport(version, report.goVersion ?? undefined);
-  if (support.supported === false) {
-    throw environmentError(
-      `Delve ${version} supports Go ${support.supportedGo}, but the binary was built with ${report.goVersion}.`,
-      {
-        hint: 'Install a Delve that supports that Go version, or build containerd with a Go that Delve supports.',
-      },
-    );
-  }
-  const local = await realpath((await execa('sh', ['-c', 'command -v dlv'])).stdout.trim());
+  const local = await realpath(chosen.path);
   const path = `${binDir(target)}/dlv`;
   const localArch = normalizeArch(undefined);
   if (probe.goArch !== localArch) {
@@ -346,7 +361,7 @@ async function installDelve(
     state.dlv = { path, version };
     await writeNodeState(host, target, state);
   }
-  return { path, version, uploaded, supportsGo: support.supportedGo ?? null };
+  return { path, version, uploaded, supportsGo: support.supportedGo ?? null, local, why: chosen.why };
 }
 
 /** Calls `fn` at most every 500 ms (progress lines, not a flood). */

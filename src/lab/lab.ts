@@ -7,6 +7,10 @@
  * - A real OpenSSH server on 127.0.0.1 (own host key, key-only login) for the lab user, who has
  *   passwordless sudo like minikube's `docker` user. The host key is pinned in the lab's known_hosts.
  * - A containerd source tree that builds (GOPATH mode over Debian's packaged source) for `ctrdbg build`.
+ *
+ * Two flavours: the default ("stock": bookworm's 1.6.20 without CRI, Go 1.19, Delve 1.20.2) and `--cri`
+ * (src/lab/criLab.ts: trixie's 1.7.24 with CRI, Go 1.24, Delve 1.24, and a kubelet stand-in). A lab keeps its
+ * flavour for life; `lab:NAME` targets either.
  */
 import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +20,7 @@ import { run, runChecked } from '../util/exec.js';
 import { exists, isAlive, sha256File, sleep, waitFor } from '../util/fsx.js';
 import { freeLoopbackPort, readBanner } from '../util/net.js';
 import type { Logger } from '../util/output.js';
-import { buildLabImage, importLabImage, LAB_IMAGE } from './labImage.js';
+import { buildLabImage, importLabImage, LAB_IMAGE, PAUSE_IMAGE } from './labImage.js';
 import { labProcesses, readProc } from './procs.js';
 
 /** The UNIX user that logs into every lab over SSH (like minikube's `docker`). */
@@ -48,9 +52,19 @@ export interface LabPaths {
     log: string;
     /** Where ctrdbg keeps its own files on this node (dlv, agent, backups, state). */
     ctrdbgDir: string;
+    /** CRI lab only: the node's shim and ctr, the kubelet stand-in (wrapper and binary), pod logs, CNI dirs. */
+    shim: string;
+    ctr: string;
+    kubelet: string;
+    kubeletBinary: string;
+    podLogs: string;
+    cniBin: string;
+    cniConf: string;
   };
   tree: string;
 }
+
+export type LabFlavor = 'stock' | 'cri';
 
 export interface LabState {
   format: 1;
@@ -58,7 +72,15 @@ export interface LabState {
   createdAt: string;
   ssh: { host: '127.0.0.1'; port: number; user: string };
   stockSha256: string;
+  /** Absent in labs made before flavours existed: 'stock'. */
+  flavor?: LabFlavor;
+  /** CRI labs: the trixie lane (its key) the node's files came from. */
+  laneKey?: string;
 }
+
+export const labFlavor = (state: LabState | undefined): LabFlavor => state?.flavor ?? 'stock';
+/** The toolchain lane each flavour builds and debugs with (src/build/toolchain.ts). */
+export const laneOf = (flavor: LabFlavor) => (flavor === 'cri' ? 'trixie' : 'bookworm');
 
 export function labPaths(name = 'default'): LabPaths {
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(name)) {
@@ -91,6 +113,13 @@ export function labPaths(name = 'default'): LabPaths {
       socket: join(node, 'run/containerd/containerd.sock'),
       log: join(node, 'var/log/containerd.log'),
       ctrdbgDir: join(node, 'opt/ctrdbg'),
+      shim: join(node, 'usr/bin/containerd-shim-runc-v2'),
+      ctr: join(node, 'usr/bin/ctr'),
+      kubelet: join(node, 'usr/local/bin/ctrdbg-kubelet'),
+      kubeletBinary: join(node, 'usr/local/lib/ctrdbg/ctrdbg-kubelet'),
+      podLogs: join(node, 'var/log/pods'),
+      cniBin: join(node, 'opt/cni/bin'),
+      cniConf: join(node, 'etc/cni/net.d'),
     },
     tree: join(dir, 'tree'),
   };
@@ -148,7 +177,11 @@ async function ensureKeys(paths: LabPaths): Promise<void> {
   await chmod(paths.ssh.authorizedKeys, 0o644);
 }
 
-async function ensureNode(paths: LabPaths, log: Logger): Promise<void> {
+async function ensureNode(
+  paths: LabPaths,
+  log: Logger,
+  original: { binary: string; what: string; config: string },
+): Promise<void> {
   const n = paths.node;
   for (const d of [
     'usr/bin',
@@ -163,21 +196,27 @@ async function ensureNode(paths: LabPaths, log: Logger): Promise<void> {
     await mkdir(join(n.root, d), { recursive: true, mode: 0o755 });
   }
   if (!(await exists(n.binary))) {
-    if (!(await exists(STOCK_CONTAINERD))) {
+    if (!(await exists(original.binary))) {
       throw environmentError(
-        `${STOCK_CONTAINERD} is missing: the lab runs Debian's stock containerd as the node's original.`,
+        `${original.binary} is missing: the lab runs ${original.what} as the node's original.`,
         {
           hint: "Install it (apt-get install containerd), or run 'make deps'.",
         },
       );
     }
-    log.step(`installing the node's containerd (Debian's ${STOCK_CONTAINERD})`);
-    await copyFile(STOCK_CONTAINERD, n.binary);
+    log.step(`installing the node's containerd (${original.what}, ${original.binary})`);
+    await copyFile(original.binary, n.binary);
     await chmod(n.binary, 0o755);
   }
   await copyFile(join(scriptsDir, 'lab/lab-service'), n.service);
   await chmod(n.service, 0o755);
-  const config = [
+  await writeFile(n.config, original.config);
+  if (!(await exists(n.envFile))) await writeFile(n.envFile, 'LOG_LEVEL=info\n');
+}
+
+function stockConfig(paths: LabPaths): string {
+  const n = paths.node;
+  return [
     '# The lab node: everything containerd owns lives under the lab directory.',
     'version = 2',
     `root = "${join(n.root, 'var/lib/containerd')}"`,
@@ -190,8 +229,6 @@ async function ensureNode(paths: LabPaths, log: Logger): Promise<void> {
     '  address = ""',
     '',
   ].join('\n');
-  await writeFile(n.config, config);
-  if (!(await exists(n.envFile))) await writeFile(n.envFile, 'LOG_LEVEL=info\n');
 }
 
 function sshdConfig(paths: LabPaths, port: number): string {
@@ -275,22 +312,53 @@ export interface LabUpResult {
   status: LabStatus;
 }
 
-/** Brings a lab up. Idempotent: what already runs is left as it is. */
-export async function labUp(name: string, log: Logger): Promise<LabUpResult> {
+/**
+ * Brings a lab up. Idempotent: what already runs is left as it is. `cri` asks for the CRI flavour; a lab
+ * that exists keeps the flavour it was made with (asking for the other one is an error).
+ */
+export async function labUp(
+  name: string,
+  log: Logger,
+  options: { cri?: boolean } = {},
+): Promise<LabUpResult> {
   requireRoot();
   const paths = labPaths(name);
   const previous = await readLabState(paths);
+  const flavor: LabFlavor = options.cri ? 'cri' : labFlavor(previous);
+  if (previous && labFlavor(previous) !== flavor) {
+    throw inputError(`The lab '${name}' is a ${labFlavor(previous)} lab; it cannot become a ${flavor} lab.`, {
+      hint: `Use another name (ctrdbg lab up --cri makes one named 'cri'), or remove it first: ctrdbg lab down --name ${name} --purge.`,
+    });
+  }
+  const cri = flavor === 'cri' ? await import('./criLab.js') : undefined;
+  const lane = cri
+    ? await (await import('../build/toolchain.js')).requireTrixieLane('`ctrdbg lab up --cri`')
+    : undefined;
+  if (previous?.laneKey && lane && previous.laneKey !== lane.key) {
+    log.warn(
+      `the lab '${name}' was made from trixie lane ${previous.laneKey}, now ${lane.key} is installed: its node keeps the older containerd. Recreate it (ctrdbg lab down --name ${name} --purge) to follow the lane.`,
+    );
+  }
   await mkdir(paths.ssh.dir, { recursive: true, mode: 0o755 });
   await chmod(labRoot(), 0o755).catch(() => {});
   await chmod(paths.dir, 0o755);
   await ensureUser(log);
   await ensureKeys(paths);
-  await ensureNode(paths, log);
-  if (!(await exists(join(paths.tree, 'ctrdbg-tree.json')))) {
+  const original =
+    cri && lane
+      ? {
+          binary: lane.containerd.binary,
+          what: `Debian trixie's stock ${lane.containerd.version} with CRI`,
+          config: cri.criConfig(paths),
+        }
+      : { binary: STOCK_CONTAINERD, what: "Debian's stock containerd", config: stockConfig(paths) };
+  await ensureNode(paths, log, original);
+  if (cri && lane) await cri.installCriNodeFiles(paths, lane, log);
+  const { writeLabTree } = await import('../build/goBuild.js');
+  if (!(await exists(join(paths.tree, 'ctrdbg-tree.json'))))
     log.step(`writing the lab's containerd source tree to ${paths.tree}`);
-    const { writeLabTree } = await import('../build/goBuild.js');
-    await writeLabTree(paths.tree);
-  }
+  // Rewritten every time (only what changed): the marker follows the installed lane.
+  await writeLabTree(paths.tree, cri && lane ? cri.criTreeSource(lane) : undefined);
 
   let port = previous?.ssh.port ?? 0;
   if (!(await sshdPid(paths)) || !(await readBanner('127.0.0.1', port, 1000))) {
@@ -306,14 +374,21 @@ export async function labUp(name: string, log: Logger): Promise<LabUpResult> {
       });
     }
   }
-  const archive = await buildLabImage(join(paths.dir, 'images'));
-  await importLabImage(paths.node.socket, archive);
+  if (cri && lane) {
+    await cri.importCriImages(paths);
+    await cri.installKubelet(paths, lane, log);
+  } else {
+    const archive = await buildLabImage(join(paths.dir, 'images'));
+    await importLabImage(paths.node.socket, archive);
+  }
   const state: LabState = {
     format: 1,
     name,
     createdAt: previous?.createdAt ?? new Date().toISOString(),
     ssh: { host: '127.0.0.1', port, user: LAB_USER },
-    stockSha256: previous?.stockSha256 ?? (await sha256File(STOCK_CONTAINERD)),
+    stockSha256: previous?.stockSha256 ?? (await sha256File(original.binary)),
+    flavor,
+    ...(lane ? { laneKey: previous?.laneKey ?? lane.key } : {}),
   };
   await writeFile(paths.stateFile, `${JSON.stringify(state, null, 2)}\n`);
   return { name, created: previous === undefined, status: await labStatus(name) };
@@ -350,6 +425,9 @@ export interface LabStatus {
   tree: string;
   /** An image in containerd's default namespace, for triggers: ctr run --rm IMAGE ID /hello hi. */
   image: string;
+  flavor?: LabFlavor;
+  /** CRI labs: the kubelet stand-in on the node (`<kubelet> run-pod`), the pause image, the CRI namespace. */
+  cri?: { kubelet: string; sandboxImage: string; namespace: string; podLogs: string; shim: string };
 }
 
 export async function labStatus(name: string): Promise<LabStatus> {
@@ -387,6 +465,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
     containerd.serving = answer.exitCode === 0;
   }
   const reachable = Boolean(banner?.startsWith('SSH-2.0'));
+  const flavor = labFlavor(state);
   return {
     name,
     dir: paths.dir,
@@ -405,6 +484,18 @@ export async function labStatus(name: string): Promise<LabStatus> {
     containerd,
     tree: paths.tree,
     image: LAB_IMAGE,
+    flavor,
+    ...(flavor === 'cri'
+      ? {
+          cri: {
+            kubelet: paths.node.kubelet,
+            sandboxImage: PAUSE_IMAGE,
+            namespace: 'k8s.io',
+            podLogs: paths.node.podLogs,
+            shim: paths.node.shim,
+          },
+        }
+      : {}),
   };
 }
 
@@ -433,6 +524,13 @@ export async function labDown(
   }
   const stopped: LabDownResult['stopped'] = [];
   const cpid = await containerdMainPid(paths);
+  const state = await readLabState(paths);
+  if (cpid && labFlavor(state) === 'cri' && !(await readProc(cpid))?.tracerPid) {
+    // Pods a kubelet run left behind: their processes live in their own mount namespaces, out of sight of
+    // the lab-directory scan below, and each holds a /dev/shm mount in the lab; CRI removes them first.
+    const { removeCriPods } = await import('./criLab.js');
+    for (const id of await removeCriPods(paths)) stopped.push({ pid: 0, what: `pod ${id.slice(0, 12)}` });
+  }
   if (cpid) {
     const tracer = (await readProc(cpid))?.tracerPid ?? 0;
     if (tracer) {

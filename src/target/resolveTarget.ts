@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { configDir } from '../config.js';
 import { inputError } from '../errors.js';
-import { labPaths, readLabState } from '../lab/lab.js';
+import { labFlavor, labPaths, laneOf, readLabState } from '../lab/lab.js';
 import { exists } from '../util/fsx.js';
 import { resolveMinikube } from './minikube.js';
 import { SYSTEMD_ROOT, SYSTEMD_SOCKET, SYSTEMD_UNIT, type Target } from './target.js';
@@ -136,7 +136,7 @@ export async function resolveLab(name: string): Promise<Target> {
       ctrdbgDir: paths.node.ctrdbgDir,
       containerdRoot: `${paths.node.root}/var/lib/containerd`,
     },
-    lab: { name, tree: paths.tree },
+    lab: { name, tree: paths.tree, flavor: labFlavor(state), lane: laneOf(labFlavor(state)) },
   };
 }
 

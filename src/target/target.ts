@@ -35,8 +35,11 @@ export interface Target {
     containerdRoot: string;
   };
   minikube?: MinikubeInfo;
-  /** Lab targets: the lab's name and its containerd source tree (setup's default --src). */
-  lab?: { name: string; tree: string };
+  /**
+   * Lab targets: the lab's name, its containerd source tree (setup's default --src), its flavour, and the
+   * toolchain lane it builds and debugs with (src/build/toolchain.ts). A VM lab has no lane of its own.
+   */
+  lab?: { name: string; tree: string; flavor?: 'stock' | 'cri'; lane?: 'bookworm' | 'trixie' };
 }
 
 export const SYSTEMD_SOCKET = '/run/containerd/containerd.sock';

@@ -1,7 +1,8 @@
 /** Small file-system helpers used across stages. */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -43,5 +44,28 @@ export async function waitFor<T>(
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw onTimeout();
     await sleep(intervalMs);
+  }
+}
+
+/** Finds an executable on PATH the way a shell would, without running it. */
+export async function findOnPath(
+  name: string,
+  pathValue: string | undefined = process.env.PATH,
+): Promise<string | undefined> {
+  for (const dir of (pathValue ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    if (await isExecutableFile(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** A regular file (after symlinks) that this process may execute. */
+export async function isExecutableFile(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
   }
 }

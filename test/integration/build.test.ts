@@ -101,7 +101,7 @@ describe('ctrdbg build: lab tree', () => {
       expect(result.exitCode, result.stderr).toBe(0);
       // The exact command line comes first, on stderr.
       expect(result.stderr).toContain(
-        `GO111MODULE=off GOPATH=${labTree}:/usr/share/gocode GOFLAGS='' go build -v '-gcflags=all=-N -l' -ldflags`,
+        `GO111MODULE=off GOPATH=${labTree}:/usr/share/gocode GOFLAGS='' /usr/bin/go build -v '-gcflags=all=-N -l' -ldflags`,
       );
       expect(result.stdout).toMatch(/: debuggable/);
 
@@ -132,7 +132,8 @@ describe('ctrdbg build: lab tree', () => {
         version: debianVersion.split('-')[0],
         revision: debianVersion,
       });
-      expect(manifest.command.file).toBe('go');
+      // The lab tree names its lane (bookworm's Go 1.19), so the go is the lane's, whatever PATH says.
+      expect(manifest.command.file).toBe('/usr/bin/go');
       expect(manifest.command.args).toContain('-gcflags=all=-N -l');
 
       // Verification, independently of what the build command concluded.
@@ -294,13 +295,16 @@ describe('ctrdbg build --verify and bad input through the real CLI', () => {
 
   it('gives each kind of bad input its own exit code and a hint', async () => {
     const notTree = mkdtempSync(join(base, 'empty-'));
+    // A checkout takes go from PATH (a lab tree would take its lane's, whatever PATH says).
+    const checkout = join(base, 'make-tree-no-go');
+    cpSync(join(repoRoot, 'test/fixtures/make-tree'), checkout, { recursive: true });
     const cases: [string[], number, RegExp, Record<string, string>?][] = [
       [['build'], 2, /needs --src.*Pass --src/s],
       [['build', '--src', notTree], 3, /is not a containerd source tree/],
       [['build', '--src', labTree, '--arch', 'sparc'], 2, /Unknown --arch "sparc"/],
       [['build', '--verify', join(notTree, 'nothing')], 3, /does not exist/],
       [
-        ['build', '--src', labTree, '--out', join(base, 'never')],
+        ['build', '--src', checkout, '--out', join(base, 'never')],
         4,
         /`go` is not on PATH/,
         { PATH: notTree },

@@ -185,6 +185,44 @@ describe('planBuild', () => {
     expect(plan.display).toContain("GOFLAGS=''");
   });
 
+  it('runs the chosen go: directly for a lab tree, first on PATH for make; Go 1.21+ never downloads a Go', () => {
+    const gopath = planBuild(lab, {
+      arch: 'amd64',
+      outDir: '/o',
+      inheritedEnv: {},
+      go: '/lane/usr/lib/go-1.24/bin/go',
+      goVersion: 'go1.24.4',
+    });
+    expect(gopath.file).toBe('/lane/usr/lib/go-1.24/bin/go');
+    expect(gopath.env.GOTOOLCHAIN).toBe('local');
+    expect(gopath.pathPrefix).toBeUndefined();
+    const make = planBuild(checkout, {
+      arch: 'amd64',
+      outDir: '/o',
+      inheritedEnv: {},
+      go: '/opt/go/bin/go',
+      goVersion: 'go1.24.4',
+    });
+    expect(make.file).toBe('make');
+    expect(make.pathPrefix).toBe('/opt/go/bin');
+    expect(make.display).toBe(
+      'cd /src/containerd && PATH=/opt/go/bin:"$PATH" GOOS=linux GOARCH=amd64 GOTOOLCHAIN=local make GODEBUG=1 GO_GCFLAGS= bin/containerd',
+    );
+    // Go 1.19 has no GOTOOLCHAIN; a user's own GOTOOLCHAIN is theirs.
+    expect(
+      planBuild(lab, { arch: 'amd64', outDir: '/o', inheritedEnv: {}, goVersion: 'go1.19.8' }).env
+        .GOTOOLCHAIN,
+    ).toBeUndefined();
+    expect(
+      planBuild(lab, {
+        arch: 'amd64',
+        outDir: '/o',
+        inheritedEnv: { GOTOOLCHAIN: 'auto' },
+        goVersion: 'go1.24.4',
+      }).env.GOTOOLCHAIN,
+    ).toBeUndefined();
+  });
+
   it('quotes -X values that contain spaces', () => {
     const tree = {
       ...lab,
