@@ -9,8 +9,10 @@ deps:
 build: deps
 	@npx tsc -p tsconfig.json
 
+# Style (Biome), the house plan (imports only point down the pipeline: .dependency-cruiser.cjs), the agent's go vet.
 lint: deps
 	@npx biome check src test
+	@npx depcruise src --config .dependency-cruiser.cjs --output-type err
 	@cd node-agent && GOFLAGS=-mod=mod GOPROXY=off go vet ./...
 
 format: deps

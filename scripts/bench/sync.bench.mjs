@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { benchLab, ctrdbg, env, log, repo, round, timed, timedAsync } from './lib.mjs';
 
 Object.assign(process.env, env);
-const { connectHost } = await import(join(repo, 'dist/target/sshHost.js'));
-const { resolveLab } = await import(join(repo, 'dist/target/resolveTarget.js'));
+const { connectHost } = await import(join(repo, 'dist/nodes/ssh/sshHost.js'));
+const { resolveLab } = await import(join(repo, 'dist/nodes/resolveTarget.js'));
 const { syncTree, DEFAULT_EXCLUDES } = await import(join(repo, 'dist/deploy/sourceSync.js'));
 
 const lab = benchLab();

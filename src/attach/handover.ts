@@ -9,7 +9,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { RelayNotice } from '../delve/agentProtocol.js';
-import type { NodeDebugger } from '../delve/server.js';
+import type { NodeDebugger } from '../delve/nodeDebugger.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../util/output.js';
 

@@ -2,10 +2,10 @@
 import type { BreakpointSet } from '../breakpoints/sets.js';
 import { packageVersion } from '../config.js';
 import type { NodeProbe } from '../deploy/probe.js';
+import type { Target } from '../nodes/target.js';
 import type { ArmedBreakpoint } from '../record/recorder.js';
 import { describeRules, type MaskedCommand } from '../record/redact.js';
 import { RECORDING_FORMAT, RECORDING_VERSION, type RecordingHeader } from '../recording/format.js';
-import type { Target } from '../target/target.js';
 
 export interface HeaderInput {
   target: Target;

@@ -9,13 +9,18 @@
 import { performance } from 'node:perf_hooks';
 import type { ResolvedSet } from '../breakpoints/resolve.js';
 import { type BreakpointSet, findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
-import { inspectBinary } from '../build/debugInfo.js';
-import { ensureAgent, type NodeDebugger, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
+import { inspectBinary } from '../debugbuild/debugInfo.js';
+import { type NodeDebugger, startNodeDebugger } from '../delve/nodeDebugger.js';
 import { waitServing } from '../deploy/binarySwap.js';
 import { readNodeState } from '../deploy/nodeState.js';
-import { fetchRunningBinary, type NodeProbe, probeNode } from '../deploy/probe.js';
+import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
+import { type OpenedNode, openNode } from '../deploy/openNode.js';
+import { fetchRunningBinary, type NodeProbe } from '../deploy/probe.js';
 import { serviceControl } from '../deploy/service.js';
-import { inputError, nodeError, notDebuggableError, usageError } from '../errors.js';
+import { inputError, notDebuggableError, usageError } from '../errors.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import type { TargetOptions } from '../nodes/resolveTarget.js';
+import type { Target } from '../nodes/target.js';
 import {
   type ArmedBreakpoint,
   type ArmedLocation,
@@ -25,10 +30,6 @@ import {
 import { maskCommandLine } from '../record/redact.js';
 import type { EndReason, EndRecord, HitRecord } from '../recording/format.js';
 import { checkRecordPath, createRecordingWriter, type RecordingWriter } from '../recording/writer.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/ssh/sshHost.js';
-import type { Target } from '../target/target.js';
 import { interruptOnSignals } from '../util/interrupt.js';
 import type { Logger } from '../util/output.js';
 import { armSets } from './arm.js';
@@ -156,9 +157,13 @@ export async function runAttach(
   let host: RemoteHost | undefined;
   let attached: Attached | undefined;
   try {
-    const target = await resolveTarget(spec, options);
-    host = await connectHost(target.endpoint);
-    attached = await attach(host, target, sets, options, log);
+    const opened = await openNode(spec, options, {
+      log,
+      refuseTraced:
+        'End that debugging session first (Ctrl-C in its `ctrdbg attach`, or `exit` in dlv), then attach again.',
+    });
+    host = opened.host;
+    attached = await attach(opened, sets, options, log);
     const haltWindowMs = performance.now() - attached.pausedAt;
     hooks.onArmed?.({ armed: attached.locations.size, haltWindowMs });
     const run = await record(attached, options, interrupt.signal, handoverPort, log, hooks);
@@ -225,19 +230,11 @@ export async function runAttach(
 
 /** Checks the node, attaches dlv (containerd pauses here) and arms every set. */
 async function attach(
-  host: RemoteHost,
-  target: Target,
+  { host, target, probe }: OpenedNode,
   sets: BreakpointSet[],
   options: AttachOptions,
   log: Logger,
 ): Promise<Attached> {
-  await host.checkSudo();
-  const probe = await probeNode(host, target);
-  if (probe.tracerPid) {
-    throw nodeError(`containerd (pid ${probe.pid}) is traced by pid ${probe.tracerPid} already.`, {
-      hint: 'Quit that debugger first (with `exit -c` in dlv), then attach again.',
-    });
-  }
   const state = await readNodeState(host, target);
   // Attaching to a stripped or optimised containerd only yields errors: check first (cheap when setup
   // recorded this very binary).
@@ -464,7 +461,7 @@ async function writeLaunchJson(
     | undefined;
   const root = manifest?.source?.sourceRoots?.[0];
   if (!root) return undefined;
-  const { attachLaunchConfig, mergeLaunchJson } = await import('../commands/vscode.js');
+  const { attachLaunchConfig, mergeLaunchJson } = await import('../editor/launchJson.js');
   const merged = await mergeLaunchJson(options.vscodeDir ?? process.cwd(), [
     attachLaunchConfig({ target: a.target.spec, port, localRoot: root, remoteRoot: root }),
   ]);

@@ -4,10 +4,9 @@
  * forwards a signal to its whole group), so that when the recording ends first — --duration, --max-hits,
  * Ctrl-C — ctrdbg can stop all of it: SIGTERM to the group, SIGKILL after a grace period.
  */
-import { spawn } from 'node:child_process';
-import type { RemoteHost } from '../target/remoteHost.js';
-import type { Target } from '../target/target.js';
-import { commandLine } from '../util/exec.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import type { Target } from '../nodes/target.js';
+import { start } from '../util/exec.js';
 import type { Logger } from '../util/output.js';
 
 /** How long a trigger gets between SIGTERM and SIGKILL. */
@@ -69,13 +68,13 @@ function localTrigger(
   graceMs: number,
   log: Logger,
 ): RunningTrigger {
-  log.debug(`$ ${commandLine('sh', ['-c', command])}`);
-  const child = spawn('sh', ['-c', command], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = start('sh', ['-c', command], {
+    stdin: 'ignore',
+    buffer: false,
+    reject: false,
     // Its own process group, so that stopping it reaches whatever it started.
     detached: true,
     env: {
-      ...process.env,
       CTRDBG_TARGET: target.spec,
       CTRDBG_SOCKET: target.node.socket,
       CTRDBG_NODE_HOST: host.endpoint.host,

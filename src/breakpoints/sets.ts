@@ -9,7 +9,7 @@ import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { breakpointSetsDir } from '../config.js';
 import { inputError } from '../errors.js';
-import { editDistance } from './resolve.js';
+import { editDistance } from '../util/editDistance.js';
 import { parseVersionRange } from './versions.js';
 
 export const BREAKPOINT_SET_SCHEMA = 'ctrdbg.breakpoint-set/v1';

@@ -3,14 +3,9 @@
  * text for people) and throws `CtrdbgError`s. Printing lives here; exit codes live in `main.ts`.
  */
 import { stdout } from 'node:process';
+import type { CommandOutput } from '../commands/output.js';
 
-export interface CommandOutput<T = unknown> {
-  data: T;
-  /** Human rendering of `data`; printed when `--json` is not given. */
-  text: string;
-  /** Exit code when the command completed but the outcome is "no" (e.g. `build --verify` of a stripped binary). */
-  exitCode?: number;
-}
+export type { CommandOutput };
 
 export interface JsonOption {
   json?: boolean;

@@ -3,14 +3,14 @@
 import { type AttachOptions, type AttachResult, runAttach } from '../attach/run.js';
 import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
-import type { CommandOutput } from '../cli/run.js';
-import { ensureAgent, nodeDlvPath, startNodeDebugger } from '../delve/server.js';
-import { probeNode } from '../deploy/probe.js';
-import { ExitCode, nodeError } from '../errors.js';
+import { startNodeDebugger } from '../delve/nodeDebugger.js';
+import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
+import { openNode } from '../deploy/openNode.js';
+import { ExitCode } from '../errors.js';
+import type { TargetOptions } from '../nodes/resolveTarget.js';
 import type { HitRecord, RecordedValue } from '../recording/format.js';
-import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/ssh/sshHost.js';
 import { createLogger, formatTable, mark, style } from '../util/output.js';
+import type { CommandOutput } from './output.js';
 
 function preview(v: RecordedValue | undefined, max = 60): string {
   if (!v) return '?';
@@ -88,15 +88,12 @@ export async function setsCheckCommand(
   const sets = options.set?.length
     ? options.set.map((n) => findBreakpointSet(all, n))
     : all.filter((s) => s.process === 'containerd');
-  const target = await resolveTarget(spec, options);
-  const host = await connectHost(target.endpoint);
+  const { target, host, probe } = await openNode(spec, options, {
+    log,
+    refuseTraced:
+      'End that debugging session first (Ctrl-C in `ctrdbg attach`, or `exit` in dlv), then check again.',
+  });
   try {
-    await host.checkSudo();
-    const probe = await probeNode(host, target);
-    if (probe.tracerPid)
-      throw nodeError(`containerd is traced by pid ${probe.tracerPid} already.`, {
-        hint: 'Quit that debugger first.',
-      });
     const dbg = await startNodeDebugger(host, {
       pid: probe.pid,
       agentPath: await ensureAgent(host, target, probe.goArch, log),

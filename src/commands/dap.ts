@@ -2,8 +2,9 @@
  * `ctrdbg dap [--server PORT]`: the Debug Adapter Protocol server that replays sessions in VS Code.
  * Over stdio, stdout carries the protocol: nothing else may print there, so the result has no text.
  */
-import type { CommandOutput } from '../cli/run.js';
+
 import { usageError } from '../errors.js';
+import type { CommandOutput } from './output.js';
 
 export interface DapOptions {
   server?: string;

@@ -1,12 +1,13 @@
 /** `ctrdbg setup`, `restore` and `doctor`: rendering and exit codes around src/deploy/. */
-import type { CommandOutput } from '../cli/run.js';
+
 import { type RestoreResult, restoreOriginal } from '../deploy/binarySwap.js';
 import { type DoctorOptions, type DoctorResult, doctor } from '../deploy/doctor.js';
+import { openNode } from '../deploy/openNode.js';
 import { type SetupOptions, type SetupResult, setupNode } from '../deploy/setupNode.js';
 import { ExitCode } from '../errors.js';
-import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/ssh/sshHost.js';
+import type { TargetOptions } from '../nodes/resolveTarget.js';
 import { createLogger, formatBytes, formatTable, mark, style } from '../util/output.js';
+import type { CommandOutput } from './output.js';
 
 export async function setupCommand(
   spec: string | undefined,
@@ -34,10 +35,8 @@ export async function restoreCommand(
   options: TargetOptions & { purge?: boolean; json?: boolean },
 ): Promise<CommandOutput<RestoreResult & { target: string }>> {
   const log = createLogger({ quiet: options.json });
-  const target = await resolveTarget(spec, options);
-  const host = await connectHost(target.endpoint);
+  const { target, host } = await openNode(spec, options, { log, requireRunning: false });
   try {
-    await host.checkSudo();
     const result = await restoreOriginal(host, target, { purge: options.purge }, log);
     const text = [
       `${mark.ok()} ${style.bold(target.spec)} runs its original containerd again (pid ${result.pid}, sha256 ${result.sha256.slice(0, 12)}…, byte-identical)`,

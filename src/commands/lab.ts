@@ -1,19 +1,19 @@
 /** `ctrdbg lab up | down | status`: the local disposable node. */
-import type { CommandOutput } from '../cli/run.js';
+
 import { inputError, usageError } from '../errors.js';
 import {
   type LabDownResult,
   type LabStatus,
   type LabUpResult,
   labDown,
-  labFlavor,
-  labPaths,
   labStatus,
   labUp,
-  readLabState,
 } from '../lab/lab.js';
+import { isVmLab, labFlavor, labPaths, readLabState } from '../nodes/labNodes.js';
 import { run } from '../util/exec.js';
-import { createLogger, formatTable, mark, style } from '../util/output.js';
+import { createLogger } from '../util/output.js';
+import { renderStatus } from './labStatusText.js';
+import type { CommandOutput } from './output.js';
 
 export interface LabOptions {
   /** Left out: 'vm' with --vm, 'cri' with --cri, else 'default'. */
@@ -31,7 +31,6 @@ export interface LabOptions {
 // --- VM lab dispatch: a lab directory holding vm.json is a VM lab (commands/labVm.ts). ---
 const labName = (o: LabOptions) => o.name ?? (o.vm ? 'vm' : o.cri ? 'cri' : 'default');
 async function vmCommands(o: LabOptions) {
-  const { isVmLab } = await import('../lab/vm.js');
   return o.vm || (await isVmLab(labName(o))) ? import('./labVm.js') : undefined;
 }
 
@@ -68,61 +67,6 @@ export async function labDownCommand(
     data: result,
     text: `lab '${result.name}' is down: ${what}${result.removed ? '; its directory was removed' : ''}`,
   };
-}
-
-export function renderStatus(s: LabStatus): string {
-  const yes = (ok: boolean | undefined, text: string) => `${ok ? mark.ok() : mark.bad()} ${text}`;
-  const c = s.containerd;
-  const debuggable =
-    c.debuggable === undefined
-      ? '-'
-      : c.debuggable
-        ? yes(true, 'debuggable')
-        : yes(false, `not debuggable (${(c.debugProblems ?? []).join('; ')})`);
-  const rows = [
-    ['target', style.bold(s.target)],
-    [
-      'ssh',
-      yes(
-        s.ssh.reachable,
-        `${s.ssh.user}@${s.ssh.host}:${s.ssh.port}${s.ssh.banner ? `  (${s.ssh.banner})` : ''}`,
-      ),
-    ],
-    ['key', s.ssh.keyPath],
-    ['known_hosts', s.ssh.knownHostsPath],
-    [
-      'containerd',
-      yes(
-        c.running && c.serving,
-        c.running
-          ? `pid ${c.pid}${c.serving ? ', serving' : ', not answering'}${c.traced ? ', traced' : ''}`
-          : 'not running',
-      ),
-    ],
-    ['version', c.version ?? '-'],
-    ['binary', `${c.binary}${c.isStock === undefined ? '' : c.isStock ? ' (stock)' : ' (replaced)'}`],
-    ['sha256', c.sha256 ?? '-'],
-    ['debug info', debuggable],
-    ['socket', c.socket],
-    ['source tree', s.tree],
-    ...(s.flavor
-      ? [['flavour', s.flavor === 'cri' ? 'cri (containerd with CRI, Go 1.24 lane)' : 'stock']]
-      : []),
-    ...(s.image && !s.cri
-      ? [['image', `${s.image}  (ctr -a ${c.socket} run --rm ${s.image} demo /hello hi)`]]
-      : []),
-    ...(s.cri
-      ? [
-          ['sandbox image', `${s.cri.sandboxImage} (namespace ${s.cri.namespace})`],
-          [
-            'kubelet',
-            `${s.cri.kubelet} run-pod | pull | create-orphan   (ctrdbg lab kubelet --name ${s.name} run-pod)`,
-          ],
-          ['pod logs', s.cri.podLogs],
-        ]
-      : []),
-  ];
-  return formatTable(rows);
 }
 
 export interface KubeletOptions {

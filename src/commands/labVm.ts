@@ -1,8 +1,9 @@
 /** `ctrdbg lab up --vm | status | down` for a VM lab (src/lab/vm.ts); dispatched from commands/lab.ts. */
-import type { CommandOutput } from '../cli/run.js';
+
 import { type VmDownResult, type VmLabStatus, type VmUpResult, vmDown, vmStatus, vmUp } from '../lab/vm.js';
 import { createLogger, formatTable } from '../util/output.js';
-import { renderStatus } from './lab.js';
+import { renderStatus } from './labStatusText.js';
+import type { CommandOutput } from './output.js';
 
 export interface VmLabOptions {
   name: string;

@@ -3,11 +3,11 @@
  * --list / --filter, --goto N, --diff A B, --html OUT, or the interactive mode on a TTY.
  */
 import { stdin, stdout } from 'node:process';
-import type { CommandOutput } from '../cli/run.js';
 import { usageError } from '../errors.js';
 import { openRecording } from '../recording/reader.js';
 import { seekHit } from '../recording/tailSeek.js';
 import { diffView, hitView, listView, parseFilter, selectHits, summaryView } from '../replay/terminal.js';
+import type { CommandOutput } from './output.js';
 
 export interface ReplayOptions {
   list?: boolean;

@@ -4,9 +4,9 @@
  */
 import { relative } from 'node:path';
 import { type BreakpointSet, findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
-import type { CommandOutput } from '../cli/run.js';
 import { projectRoot } from '../config.js';
 import { formatTable, style } from '../util/output.js';
+import type { CommandOutput } from './output.js';
 
 export interface SetsOptions {
   setsDir?: string;

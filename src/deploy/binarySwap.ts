@@ -16,11 +16,11 @@
  */
 import { basename, dirname } from 'node:path';
 import { interruptedError, nodeError } from '../errors.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { shellQuote } from '../target/remoteHost.js';
-import type { Target } from '../target/target.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import type { Target } from '../nodes/target.js';
 import { sleep } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
+import { shellQuote } from '../util/shell.js';
 import {
   backupPath,
   type NodeState,

@@ -4,12 +4,12 @@
  * runtime off minikube) are listed as not applicable rather than passed. Every check asks the running
  * daemon or its binary, never the kind of node.
  */
-import { delveSupport, inspectBinary, parseDelveVersion } from '../build/debugInfo.js';
+import { delveSupport, inspectBinary, parseDelveVersion } from '../debugbuild/debugInfo.js';
 import { isCtrdbgError } from '../errors.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { shellQuote } from '../target/remoteHost.js';
-import { resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/ssh/sshHost.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import { resolveTarget, type TargetOptions } from '../nodes/resolveTarget.js';
+import { connectHost } from '../nodes/ssh/sshHost.js';
+import { shellQuote } from '../util/shell.js';
 import { waitServing } from './binarySwap.js';
 import { readNodeState } from './nodeState.js';
 import { fetchRunningBinary, type NodeProbe, probeNode, semverOf } from './probe.js';
@@ -301,10 +301,10 @@ async function debugAddress(host: RemoteHost, probe: NodeProbe | undefined): Pro
 }
 
 async function treeVersion(src: string): Promise<string | undefined> {
-  const { detectSourceTree } = await import('../build/goBuild.js');
+  const { detectSourceTree } = await import('../debugbuild/goBuild.js');
   const tree = await detectSourceTree(src);
   if (tree.kind === 'gopath') return tree.marker.version;
-  const { gitState } = await import('../build/manifest.js');
+  const { gitState } = await import('../debugbuild/manifest.js');
   return (await gitState(tree.root))?.describe ?? undefined;
 }
 

@@ -3,9 +3,9 @@
  * client — or a later one after an interrupted setup — can restore it.
  */
 import { nodeError } from '../errors.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { shellQuote } from '../target/remoteHost.js';
-import type { Target } from '../target/target.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import type { Target } from '../nodes/target.js';
+import { shellQuote } from '../util/shell.js';
 
 export interface NodeState {
   format: 1;

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { cacheDir } from '../config.js';
 import { nodeError } from '../errors.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { shellQuote } from '../target/remoteHost.js';
-import type { Target } from '../target/target.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import type { Target } from '../nodes/target.js';
 import { exists } from '../util/fsx.js';
+import { shellQuote } from '../util/shell.js';
 import { serviceControl } from './service.js';
 
 export interface NodeProbe {

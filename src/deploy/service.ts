@@ -3,9 +3,9 @@
  * wrapper. Setup, restore, doctor and attach only use this interface.
  */
 import { nodeError } from '../errors.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { shellJoin, shellQuote } from '../target/remoteHost.js';
-import type { ServiceManager } from '../target/target.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import type { ServiceManager } from '../nodes/target.js';
+import { shellJoin, shellQuote } from '../util/shell.js';
 
 export const DROP_IN_NAME = '50-ctrdbg.conf';
 

@@ -5,17 +5,16 @@
 
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { type BinaryReport, delveSupport, inspectBinary } from '../build/debugInfo.js';
-import { normalizeArch } from '../build/goBuild.js';
+import { buildContainerd, defaultOutDir } from '../debugbuild/buildContainerd.js';
+import { type BinaryReport, delveSupport, inspectBinary } from '../debugbuild/debugInfo.js';
+import { normalizeArch } from '../debugbuild/goBuild.js';
 import {
   type BuildManifest,
   manifestPathFor,
   readManifest,
   runContainerdVersion,
-} from '../build/manifest.js';
-import { chooseDelveFor, describeTool } from '../build/toolchain.js';
-import { buildContainerd, defaultOutDir } from '../commands/build.js';
+} from '../debugbuild/manifest.js';
+import { chooseDelveFor, describeTool } from '../debugbuild/toolchain.js';
 import {
   environmentError,
   inputError,
@@ -24,19 +23,20 @@ import {
   notDebuggableError,
   versionMismatchError,
 } from '../errors.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { shellQuote } from '../target/remoteHost.js';
-import { rememberTarget, resolveTarget, type TargetOptions } from '../target/resolveTarget.js';
-import { connectHost } from '../target/ssh/sshHost.js';
-import type { Target } from '../target/target.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import { rememberTarget, type TargetOptions } from '../nodes/resolveTarget.js';
+import type { Target } from '../nodes/target.js';
 import { exists, sha256File } from '../util/fsx.js';
 import { interruptOnSignals } from '../util/interrupt.js';
 import type { Logger } from '../util/output.js';
 import { formatBytes } from '../util/output.js';
+import { shellQuote } from '../util/shell.js';
 import { installBinary, type SwapResult, SwapUndone } from './binarySwap.js';
 import { binDir, readNodeState, writeNodeState } from './nodeState.js';
-import { type NodeProbe, probeNode, remoteSha256, semverOf } from './probe.js';
+import { type OpenedNode, openNode } from './openNode.js';
+import { type NodeProbe, remoteSha256, semverOf } from './probe.js';
 import { type SyncResult, syncTree } from './sourceSync.js';
+import { run } from '../util/exec.js';
 
 export interface SetupOptions extends TargetOptions {
   src?: string;
@@ -47,7 +47,7 @@ export interface SetupOptions extends TargetOptions {
   withGoroot?: boolean;
   /** Skip the source sync (tests of the binary swap alone). */
   noSource?: boolean;
-  /** --go / --dlv (src/build/toolchain.ts); a lab target otherwise picks its own lane. */
+  /** --go / --dlv (src/debugbuild/toolchain.ts); a lab target otherwise picks its own lane. */
   go?: string;
   dlv?: string;
 }
@@ -82,32 +82,33 @@ export async function setupNode(
       hint: `Use one of: ${LOG_LEVELS.join(', ')}.`,
     });
   }
-  const target = await resolveTarget(spec, options);
-  log.step(
-    `connecting to ${target.endpoint.label} (${target.endpoint.user}@${target.endpoint.host}:${target.endpoint.port})`,
-  );
   // Ctrl-C never leaves a half-replaced containerd: it ends the swap at its next safe point (binarySwap.ts).
   const interrupt = interruptOnSignals(
     log,
     'interrupted: ending setup at the next safe point, so containerd is left in one verified state…',
     'still ending setup safely — please wait (containerd must not be left half replaced)',
   );
+  let opened: OpenedNode;
+  try {
+    opened = await openNode(spec, options, {
+      log,
+      announce: true,
+      refuseTraced:
+        'End that debugging session first (Ctrl-C in `ctrdbg attach`, or `exit` in dlv), then run setup again.',
+    });
+  } catch (error) {
+    interrupt.dispose();
+    throw error;
+  }
+  const { target, host, probe } = opened;
   const checkInterrupt = (what: string) => {
     if (interrupt.signal.aborted)
       throw interruptedError(`setup was interrupted ${what}; containerd was not touched.`, {
         hint: `Run \`ctrdbg setup ${target.spec}\` again when you are ready.`,
       });
   };
-  const host = await connectHost(target.endpoint);
   try {
-    await host.checkSudo();
-    const probe = await probeNode(host, target);
     log.step(`node: ${probe.os}, ${probe.arch}, containerd pid ${probe.pid} (${probe.version})`);
-    if (probe.tracerPid) {
-      throw nodeError(`containerd (pid ${probe.pid}) is being traced by pid ${probe.tracerPid} already.`, {
-        hint: 'Detach that debugger first (quit dlv with `exit -c`), then run setup again.',
-      });
-    }
     const state = await readNodeState(host, target);
     const nodeVersion = state.original?.version ?? probe.version;
 
@@ -304,7 +305,8 @@ export function checkVersions(
 
 async function gorootSrc(go: string): Promise<string> {
   try {
-    const { stdout } = await execa(go, ['env', 'GOROOT'], { timeout: 20_000 });
+    const { stdout, exitCode, stderr } = await run(go, ['env', 'GOROOT'], { timeout: 20_000 });
+    if (exitCode !== 0) throw new Error(stderr.trim());
     return join(await realpath(stdout.trim()), 'src');
   } catch (cause) {
     throw environmentError('--with-goroot needs the Go toolchain to find GOROOT.', {

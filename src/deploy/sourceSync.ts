@@ -7,14 +7,13 @@
  * SSH channel into `tar -x`; files gone locally are deleted on the node. Nothing is sent when nothing
  * changed.
  */
-import { spawn } from 'node:child_process';
 import { lstat } from 'node:fs/promises';
 import { type Readable, Transform } from 'node:stream';
 import { createGzip, gunzipSync } from 'node:zlib';
 import { inputError, nodeError } from '../errors.js';
-import type { RemoteHost } from '../target/remoteHost.js';
-import { shellQuote } from '../target/remoteHost.js';
-import { run } from '../util/exec.js';
+import type { RemoteHost } from '../nodes/remoteHost.js';
+import { run, start } from '../util/exec.js';
+import { shellQuote } from '../util/shell.js';
 
 export interface FileEntry {
   /** Path relative to the root, '/'-separated. */
@@ -153,13 +152,10 @@ export async function syncTree(
     // System tar packs the files (C, reading them efficiently); JavaScript only moves the bytes into the
     // channel. Paths come NUL-separated on tar's stdin, so any file name is safe.
     const counter = new Counter();
-    const tar = spawn(
+    const tar = start(
       'tar',
       ['-c', '--null', '--no-recursion', '--numeric-owner', '--owner=0', '--group=0', '-T', '-', '-f', '-'],
-      {
-        cwd: localRoot,
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
+      { cwd: localRoot, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false },
     );
     let tarErr = '';
     tar.stderr.on('data', (d: Buffer) => {

@@ -15,14 +15,14 @@
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LabTreeSource } from '../build/goBuild.js';
-import type { TrixieLane } from '../build/toolchain.js';
 import { cacheDir, scriptsDir } from '../config.js';
+import type { LabTreeSource } from '../debugbuild/goBuild.js';
+import type { TrixieLane } from '../debugbuild/toolchain.js';
 import { environmentError } from '../errors.js';
+import type { LabPaths } from '../nodes/labNodes.js';
 import { run, runChecked } from '../util/exec.js';
 import { exists, sha256File, waitFor } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
-import type { LabPaths } from './lab.js';
 import { buildLabImage, HELLO, importLabImage, PAUSE } from './labImage.js';
 
 /** CRI's containerd namespace: every pod, container and image kubelet deals with lives there. */

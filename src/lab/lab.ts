@@ -16,6 +16,15 @@ import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { labRoot, scriptsDir } from '../config.js';
 import { environmentError, inputError, nodeError } from '../errors.js';
+import {
+  LAB_USER,
+  type LabFlavor,
+  type LabPaths,
+  type LabState,
+  labFlavor,
+  labPaths,
+  readLabState,
+} from '../nodes/labNodes.js';
 import { run, runChecked } from '../util/exec.js';
 import { exists, isAlive, sha256File, sleep, waitFor } from '../util/fsx.js';
 import { freeLoopbackPort, readBanner } from '../util/net.js';
@@ -23,115 +32,9 @@ import type { Logger } from '../util/output.js';
 import { buildLabImage, importLabImage, LAB_IMAGE, PAUSE_IMAGE } from './labImage.js';
 import { labProcesses, readProc } from './procs.js';
 
-/** The UNIX user that logs into every lab over SSH (like minikube's `docker`). */
-export const LAB_USER = 'ctrdbglab';
 const SUDOERS_FILE = '/etc/sudoers.d/ctrdbg-lab';
 const STOCK_CONTAINERD = '/usr/bin/containerd';
 const SSHD = '/usr/sbin/sshd';
-
-export interface LabPaths {
-  dir: string;
-  stateFile: string;
-  ssh: {
-    dir: string;
-    hostKey: string;
-    clientKey: string;
-    authorizedKeys: string;
-    knownHosts: string;
-    config: string;
-    pidFile: string;
-    log: string;
-  };
-  node: {
-    root: string;
-    service: string;
-    binary: string;
-    config: string;
-    envFile: string;
-    socket: string;
-    log: string;
-    /** Where ctrdbg keeps its own files on this node (dlv, agent, backups, state). */
-    ctrdbgDir: string;
-    /** CRI lab only: the node's shim and ctr, the kubelet stand-in (wrapper and binary), pod logs, CNI dirs. */
-    shim: string;
-    ctr: string;
-    kubelet: string;
-    kubeletBinary: string;
-    podLogs: string;
-    cniBin: string;
-    cniConf: string;
-  };
-  tree: string;
-}
-
-export type LabFlavor = 'stock' | 'cri';
-
-export interface LabState {
-  format: 1;
-  name: string;
-  createdAt: string;
-  ssh: { host: '127.0.0.1'; port: number; user: string };
-  stockSha256: string;
-  /** Absent in labs made before flavours existed: 'stock'. */
-  flavor?: LabFlavor;
-  /** CRI labs: the trixie lane (its key) the node's files came from. */
-  laneKey?: string;
-}
-
-export const labFlavor = (state: LabState | undefined): LabFlavor => state?.flavor ?? 'stock';
-/** The toolchain lane each flavour builds and debugs with (src/build/toolchain.ts). */
-export const laneOf = (flavor: LabFlavor) => (flavor === 'cri' ? 'trixie' : 'bookworm');
-
-export function labPaths(name = 'default'): LabPaths {
-  if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(name)) {
-    throw inputError(`'${name}' is not a valid lab name.`, {
-      hint: 'Use lower-case letters, digits and dashes, e.g. "default" or "dev-1".',
-    });
-  }
-  const dir = join(labRoot(), name);
-  const ssh = join(dir, 'ssh');
-  const node = join(dir, 'node');
-  return {
-    dir,
-    stateFile: join(dir, 'lab.json'),
-    ssh: {
-      dir: ssh,
-      hostKey: join(ssh, 'ssh_host_ed25519_key'),
-      clientKey: join(ssh, 'id_ed25519'),
-      authorizedKeys: join(ssh, 'authorized_keys'),
-      knownHosts: join(ssh, 'known_hosts'),
-      config: join(ssh, 'sshd_config'),
-      pidFile: join(ssh, 'sshd.pid'),
-      log: join(ssh, 'sshd.log'),
-    },
-    node: {
-      root: node,
-      service: join(node, 'usr/local/sbin/lab-service'),
-      binary: join(node, 'usr/bin/containerd'),
-      config: join(node, 'etc/containerd/config.toml'),
-      envFile: join(node, 'etc/ctrdbg-lab/containerd.env'),
-      socket: join(node, 'run/containerd/containerd.sock'),
-      log: join(node, 'var/log/containerd.log'),
-      ctrdbgDir: join(node, 'opt/ctrdbg'),
-      shim: join(node, 'usr/bin/containerd-shim-runc-v2'),
-      ctr: join(node, 'usr/bin/ctr'),
-      kubelet: join(node, 'usr/local/bin/ctrdbg-kubelet'),
-      kubeletBinary: join(node, 'usr/local/lib/ctrdbg/ctrdbg-kubelet'),
-      podLogs: join(node, 'var/log/pods'),
-      cniBin: join(node, 'opt/cni/bin'),
-      cniConf: join(node, 'etc/cni/net.d'),
-    },
-    tree: join(dir, 'tree'),
-  };
-}
-
-export async function readLabState(paths: LabPaths): Promise<LabState | undefined> {
-  try {
-    return JSON.parse(await readFile(paths.stateFile, 'utf8')) as LabState;
-  } catch {
-    return undefined;
-  }
-}
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -332,7 +235,7 @@ export async function labUp(
   }
   const cri = flavor === 'cri' ? await import('./criLab.js') : undefined;
   const lane = cri
-    ? await (await import('../build/toolchain.js')).requireTrixieLane('`ctrdbg lab up --cri`')
+    ? await (await import('../debugbuild/toolchain.js')).requireTrixieLane('`ctrdbg lab up --cri`')
     : undefined;
   if (previous?.laneKey && lane && previous.laneKey !== lane.key) {
     log.warn(
@@ -354,7 +257,7 @@ export async function labUp(
       : { binary: STOCK_CONTAINERD, what: "Debian's stock containerd", config: stockConfig(paths) };
   await ensureNode(paths, log, original);
   if (cri && lane) await cri.installCriNodeFiles(paths, lane, log);
-  const { writeLabTree } = await import('../build/goBuild.js');
+  const { writeLabTree } = await import('../debugbuild/goBuild.js');
   if (!(await exists(join(paths.tree, 'ctrdbg-tree.json'))))
     log.step(`writing the lab's containerd source tree to ${paths.tree}`);
   // Rewritten every time (only what changed): the marker follows the installed lane.
@@ -457,7 +360,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
     containerd.version = version.stdout.trim();
     containerd.sha256 = await sha256File(exe);
     containerd.isStock = containerd.sha256 === state.stockSha256;
-    const { inspectBinary } = await import('../build/debugInfo.js');
+    const { inspectBinary } = await import('../debugbuild/debugInfo.js');
     const report = await inspectBinary(exe);
     containerd.debuggable = report.debuggable;
     containerd.debugProblems = report.problems;

@@ -14,117 +14,22 @@
  */
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { labRoot } from '../config.js';
 import { environmentError, inputError, isCtrdbgError, nodeError, unreachableError } from '../errors.js';
-import type { RemoteHost, SshEndpoint } from '../target/remoteHost.js';
-import { connectHost } from '../target/ssh/sshHost.js';
-import { SYSTEMD_ROOT, SYSTEMD_SOCKET, SYSTEMD_UNIT, type Target } from '../target/target.js';
+import { labelOf, readVmState, type VmPaths, type VmState, vmEndpoint, vmPaths } from '../nodes/labNodes.js';
+import type { RemoteHost, SshEndpoint } from '../nodes/remoteHost.js';
+import { connectHost } from '../nodes/ssh/sshHost.js';
+import { SYSTEMD_SOCKET, SYSTEMD_UNIT } from '../nodes/target.js';
 import { run, runChecked } from '../util/exec.js';
 import { exists, isAlive, sleep } from '../util/fsx.js';
 import { freeLoopbackPort, readBanner } from '../util/net.js';
 import type { Logger } from '../util/output.js';
 import type { LabStatus } from './lab.js';
-import { buildVmImage, readImageRecord, VM_USER, type VmImagePaths, type VmImageRecord } from './vmImage.js';
+import { buildVmImage, readImageRecord, VM_USER, type VmImageRecord } from './vmImage.js';
 
-export const VM_CTRDBG_DIR = '/var/lib/ctrdbg';
 const MEMORY_MB = 2048;
 const CPUS = 2;
 const SSH_WAIT_MS = 300_000;
 const POWEROFF_WAIT_MS = 90_000;
-
-export interface VmPaths {
-  dir: string;
-  stateFile: string;
-  image: VmImagePaths;
-  overlay: string;
-  pidFile: string;
-  console: string;
-  knownHosts: string;
-  tree: string;
-}
-
-export interface VmState {
-  format: 1;
-  kind: 'vm';
-  name: string;
-  createdAt: string;
-  ssh: { host: '127.0.0.1'; port: number; user: string };
-  qemu: { pid: number; accel: 'kvm' | 'tcg'; startedAt: string; command: string[] };
-  /** The image the overlay was made from (its builtAt); a rebuilt image needs a new overlay. */
-  imageBuiltAt: string;
-  stockSha256: string;
-}
-
-export function vmPaths(name: string): VmPaths {
-  if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(name)) {
-    throw inputError(`'${name}' is not a valid lab name.`, {
-      hint: 'Use lower-case letters, digits and dashes, e.g. "vm" or "vm-2".',
-    });
-  }
-  const dir = join(labRoot(), name);
-  const vm = join(dir, 'vm');
-  const ssh = join(dir, 'ssh');
-  return {
-    dir,
-    stateFile: join(dir, 'vm.json'),
-    image: {
-      dir: vm,
-      rootfs: join(vm, 'rootfs'),
-      debs: join(vm, 'debs'),
-      disk: join(vm, 'disk.img'),
-      kernel: join(vm, 'vmlinuz'),
-      initrd: join(vm, 'initrd.img'),
-      record: join(vm, 'image.json'),
-      clientKey: join(ssh, 'id_ed25519'),
-      hostKey: join(vm, 'ssh_host_ed25519_key'),
-    },
-    overlay: join(vm, 'node.qcow2'),
-    pidFile: join(vm, 'qemu.pid'),
-    console: join(vm, 'console.log'),
-    knownHosts: join(ssh, 'known_hosts'),
-    tree: join(dir, 'tree'),
-  };
-}
-
-export async function readVmState(name: string): Promise<VmState | undefined> {
-  try {
-    const state = JSON.parse(await readFile(vmPaths(name).stateFile, 'utf8')) as VmState;
-    return state.kind === 'vm' ? state : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A lab is a VM lab when its directory holds vm.json. */
-export async function isVmLab(name: string): Promise<boolean> {
-  return (await readVmState(name)) !== undefined;
-}
-
-const labelOf = (name: string) => `lab:${name}`;
-
-export function vmEndpoint(name: string, state: VmState): SshEndpoint {
-  const paths = vmPaths(name);
-  return {
-    host: state.ssh.host,
-    port: state.ssh.port,
-    user: state.ssh.user,
-    keyPath: paths.image.clientKey,
-    knownHostsPath: paths.knownHosts,
-    label: labelOf(name),
-  };
-}
-
-/** `lab:NAME` for a VM lab: a systemd node like minikube's, with the lab's source tree on this machine. */
-export function vmTarget(name: string, state: VmState): Target {
-  return {
-    spec: labelOf(name),
-    kind: 'lab',
-    endpoint: vmEndpoint(name, state),
-    service: { kind: 'systemd', unit: SYSTEMD_UNIT },
-    node: { socket: SYSTEMD_SOCKET, ctrdbgDir: VM_CTRDBG_DIR, containerdRoot: SYSTEMD_ROOT },
-    lab: { name, tree: vmPaths(name).tree },
-  };
-}
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -384,7 +289,7 @@ export async function vmUp(name: string, options: VmUpOptions, log: Logger): Pro
   await chmod(paths.dir, 0o755);
   if (!(await exists(join(paths.tree, 'ctrdbg-tree.json')))) {
     log.step(`writing the lab's containerd source tree to ${paths.tree}`);
-    const { writeLabTree } = await import('../build/goBuild.js');
+    const { writeLabTree } = await import('../debugbuild/goBuild.js');
     await writeLabTree(paths.tree);
   }
   if (await ensureOverlay(paths, image, previous, Boolean(options.reset || options.rebuild))) {

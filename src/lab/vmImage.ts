@@ -11,6 +11,7 @@
 import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { environmentError, inputError } from '../errors.js';
+import type { VmImagePaths } from '../nodes/labNodes.js';
 import { run, runChecked } from '../util/exec.js';
 import { exists, sha256File } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
@@ -41,20 +42,6 @@ export const VM_PACKAGES = [
   'procps',
   'ca-certificates',
 ];
-
-export interface VmImagePaths {
-  /** `<lab>/vm` */
-  dir: string;
-  rootfs: string;
-  /** debootstrap's package cache: a rebuild downloads nothing. */
-  debs: string;
-  disk: string;
-  kernel: string;
-  initrd: string;
-  record: string;
-  clientKey: string;
-  hostKey: string;
-}
 
 export interface VmImageRecord {
   format: 1;

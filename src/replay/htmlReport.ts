@@ -8,7 +8,6 @@
  * with textContent, never as HTML.
  */
 import { writeFile } from 'node:fs/promises';
-import type { CommandOutput } from '../cli/run.js';
 import { inputError } from '../errors.js';
 import type { HitRecord } from '../recording/format.js';
 import type { RecordingFile } from '../recording/reader.js';
@@ -94,7 +93,7 @@ export async function writeHtmlReport(
   session: RecordingFile,
   out: string,
   options: HtmlReportOptions = {},
-): Promise<CommandOutput<{ file: string; out: string; hits: number; bytes: number }>> {
+): Promise<{ data: { file: string; out: string; hits: number; bytes: number }; text: string }> {
   const html = renderHtmlReport(session, options);
   const matching = selectHits(
     session.meta(),

@@ -1,11 +1,12 @@
 /**
- * Local processes. Every command ctrdbg starts is logged (at debug level) with its exact command line,
- * and a missing executable becomes an `environment` error that says which package provides it.
+ * Local processes: the one runner every command ctrdbg starts goes through (a lint rule keeps it that way), so
+ * each is logged under CTRDBG_DEBUG=1 with its exact command line, and a missing executable becomes an
+ * `environment` error that says which package provides it.
  */
-import { execa, type Options } from 'execa';
+import { execa, type Options, type ResultPromise } from 'execa';
 import { environmentError } from '../errors.js';
-import { shellJoin } from '../target/remoteHost.js';
 import { createLogger } from './output.js';
+import { shellJoin } from './shell.js';
 
 const log = createLogger();
 
@@ -60,6 +61,15 @@ function missingTool(file: string, cause: unknown) {
     hint: pkg ? `Install it (apt-get install ${pkg}), or run 'make deps'.` : 'Install it and try again.',
     cause,
   });
+}
+
+/**
+ * Starts a command and returns it running (execa's subprocess: streams, kill, and a promise of its result), for
+ * callers that stream its output or stop it: a build, tar, the trigger.
+ */
+export function start<O extends Options>(file: string, args: readonly string[], options: O): ResultPromise<{} & O> {
+  log.debug(`$ ${commandLine(file, args)}${options.cwd ? `   (in ${String(options.cwd)})` : ''}`);
+  return execa(file, args, options);
 }
 
 /** Runs a command and throws `make(message)` with its stderr when it fails. */

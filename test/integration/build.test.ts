@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspectBinary } from '../../src/build/debugInfo.js';
-import { writeLabTree } from '../../src/build/goBuild.js';
-import { readManifest } from '../../src/build/manifest.js';
 import type { BuildResult } from '../../src/commands/build.js';
+import { inspectBinary } from '../../src/debugbuild/debugInfo.js';
+import { writeLabTree } from '../../src/debugbuild/goBuild.js';
+import { readManifest } from '../../src/debugbuild/manifest.js';
 import { ctrdbg, ctrdbgJson, repoRoot } from '../helpers/cli.js';
 
 const BUILD_TIMEOUT = 600_000;

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncTree } from '../../src/deploy/sourceSync.js';
-import type { RemoteHost } from '../../src/target/remoteHost.js';
-import { resolveLab } from '../../src/target/resolveTarget.js';
-import { connectHost } from '../../src/target/ssh/sshHost.js';
+import type { RemoteHost } from '../../src/nodes/remoteHost.js';
+import { resolveLab } from '../../src/nodes/resolveTarget.js';
+import { connectHost } from '../../src/nodes/ssh/sshHost.js';
 import { labEnv } from '../helpers/lab.js';
 
 let host: RemoteHost;

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CtrdbgError, isCtrdbgError } from '../../src/errors.js';
-import type { RemoteHost, SshEndpoint, UploadProgress } from '../../src/target/remoteHost.js';
-import { connectHost } from '../../src/target/ssh/sshHost.js';
+import type { RemoteHost, SshEndpoint, UploadProgress } from '../../src/nodes/remoteHost.js';
+import { connectHost } from '../../src/nodes/ssh/sshHost.js';
 import { freeLoopbackPort, readBanner } from '../../src/util/net.js';
 import { type LabStatusJson, labStatus } from '../helpers/lab.js';
 

@@ -11,7 +11,7 @@ import {
   parseAgentLine,
   RELAY_ACTIONS,
 } from '../../src/delve/agentProtocol.js';
-import { agentSourceDir } from '../../src/delve/server.js';
+import { agentSourceDir } from '../../src/deploy/nodeTools.js';
 
 describe('agent protocol', () => {
   it('names the same events, exit reasons and relay actions as the agent', async () => {

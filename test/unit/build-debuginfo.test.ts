@@ -14,7 +14,7 @@ import {
   parseCompileUnits,
   parseDelveVersion,
   parseGoProducer,
-} from '../../src/build/debugInfo.js';
+} from '../../src/debugbuild/debugInfo.js';
 import { isCtrdbgError } from '../../src/errors.js';
 
 /** Shaped like `readelf --debug-dump=info --dwarf-depth=1` on a Go binary with cgo. */

@@ -15,7 +15,7 @@ import {
   SHT_NOTE,
   SHT_SYMTAB,
   withElfFile,
-} from '../../src/build/elf.js';
+} from '../../src/debugbuild/elf.js';
 
 interface SectionSpec {
   name: string;

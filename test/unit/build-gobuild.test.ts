@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { buildCommand } from '../../src/commands/build.js';
 import {
   checkTools,
   createBuildProgress,
@@ -15,8 +16,7 @@ import {
   planBuild,
   type SourceTree,
   shellQuote,
-} from '../../src/build/goBuild.js';
-import { buildCommand } from '../../src/commands/build.js';
+} from '../../src/debugbuild/goBuild.js';
 import { type CtrdbgError, isCtrdbgError } from '../../src/errors.js';
 import type { Logger } from '../../src/util/output.js';
 

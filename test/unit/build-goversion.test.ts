@@ -5,7 +5,7 @@ import {
   type GoVersion,
   parseGoMod,
   parseGoVersion,
-} from '../../src/build/goVersion.js';
+} from '../../src/debugbuild/goVersion.js';
 
 const v = (text: string) => parseGoVersion(text) as GoVersion;
 

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { BinaryReport } from '../../src/build/debugInfo.js';
+import type { BinaryReport } from '../../src/debugbuild/debugInfo.js';
 import {
   type BuildManifest,
   gitState,
@@ -13,7 +13,7 @@ import {
   parseContainerdVersionLine,
   readManifest,
   writeManifest,
-} from '../../src/build/manifest.js';
+} from '../../src/debugbuild/manifest.js';
 import { isCtrdbgError } from '../../src/errors.js';
 
 function tempDir(): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseTool, isExplicit, type ToolCandidates } from '../../src/build/toolchain.js';
+import { chooseTool, isExplicit, type ToolCandidates } from '../../src/debugbuild/toolchain.js';
 
 const all: ToolCandidates = {
   flag: '/flag/go',

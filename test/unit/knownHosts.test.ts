@@ -18,7 +18,7 @@ import {
   knownHostsName,
   parseKnownHosts,
   pinnedKeyTypes,
-} from '../../src/target/knownHosts.js';
+} from '../../src/nodes/knownHosts.js';
 
 let dir: string;
 const keys: Record<string, { type: string; base64: string; blob: Buffer; fingerprint: string }> = {};

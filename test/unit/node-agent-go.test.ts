@@ -5,7 +5,7 @@
  */
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { agentSourceDir } from '../../src/delve/server.js';
+import { agentSourceDir } from '../../src/deploy/nodeTools.js';
 
 const goEnv = { GOFLAGS: '-mod=mod', GOPROXY: 'off', GO111MODULE: 'on', CGO_ENABLED: '0' };
 

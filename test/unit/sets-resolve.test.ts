@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   breakpointName,
   checkSets,
-  editDistance,
   type FunctionLocator,
   goRegexpQuote,
   rankClosest,
@@ -12,6 +11,7 @@ import {
 } from '../../src/breakpoints/resolve.js';
 import { parseBreakpointSet } from '../../src/breakpoints/sets.js';
 import type { Location } from '../../src/delve/types.js';
+import { editDistance } from '../../src/util/editDistance.js';
 
 const P1 = 'github.com/containerd/containerd';
 const P2 = 'github.com/containerd/containerd/v2';

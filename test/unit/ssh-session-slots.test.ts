@@ -1,6 +1,6 @@
 /** The SSH session waiting room on its own: no sshd needed. */
 import { describe, expect, it } from 'vitest';
-import { SessionSlots } from '../../src/target/ssh/sessionSlots.js';
+import { SessionSlots } from '../../src/nodes/ssh/sessionSlots.js';
 
 const never = () => new Error('timed out');
 
@@ -11,8 +11,14 @@ describe('SessionSlots', () => {
     const b = await slots.acquire(1000, never);
     expect(slots.inUse).toBe(2);
     const order: string[] = [];
-    const c = slots.acquire(1000, never).then((s) => (order.push('c'), s));
-    const d = slots.acquire(1000, never).then((s) => (order.push('d'), s));
+    const c = slots.acquire(1000, never).then((s) => {
+      order.push('c');
+      return s;
+    });
+    const d = slots.acquire(1000, never).then((s) => {
+      order.push('d');
+      return s;
+    });
     await new Promise((r) => setTimeout(r, 10));
     expect(order).toEqual([]);
     a.release();

@@ -6,25 +6,17 @@
  *
  * dlv listens on the node's loopback only. Clients reach it through a root relay rather than an SSH port
  * forward because Delve's same-user check (kept on) refuses loopback connections from another UNIX user,
- * which is what sshd's forwarded connections are (the login user, not root). When channel #1 closes — our
- * exit, a killed client, a dropped connection — the agent clears every breakpoint and detaches without
- * killing containerd.
+ * which is what sshd's forwarded connections are (the login user, not root). The relay also keeps every client
+ * from killing or restarting containerd (node-agent/relay.go). When channel #1 closes — our exit, a killed
+ * client, a dropped connection — the agent clears every breakpoint and detaches without killing containerd.
+ * Installing the agent and dlv on the node is src/deploy/nodeTools.ts.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { parseDelveVersion } from '../build/debugInfo.js';
-import { cacheDir, projectRoot } from '../config.js';
-import { binDir, readNodeState, writeNodeState } from '../deploy/nodeState.js';
-import { remoteSha256 } from '../deploy/probe.js';
-import { delveError, environmentError, nodeError } from '../errors.js';
-import type { RemoteHost, RemoteProcess } from '../target/remoteHost.js';
-import { shellJoin } from '../target/remoteHost.js';
-import type { Target } from '../target/target.js';
-import { run } from '../util/exec.js';
-import { exists, sha256File } from '../util/fsx.js';
+import { parseDelveVersion } from '../debugbuild/debugInfo.js';
+import { delveError, nodeError } from '../errors.js';
+import type { RemoteHost, RemoteProcess } from '../nodes/remoteHost.js';
 import type { Logger } from '../util/output.js';
+import { shellJoin } from '../util/shell.js';
 import {
   type AgentEvent,
   agentLineReader,
@@ -33,10 +25,8 @@ import {
   type ReadyEvent,
   type RelayNotice,
 } from './agentProtocol.js';
-import { type DelveClient, delveClientFromStream } from './rpcClient.js';
-
-/** The node agent's Go module (watchdog, relay, cleanup). */
-export const agentSourceDir = join(projectRoot, 'node-agent');
+import type { DelveClient } from './rpcClient.js';
+import { delveClientFromStream } from './rpcClient.js';
 
 /** One raw connection to dlv through a relay, and what the relay reports about its client's requests. */
 export interface DebuggerStream {
@@ -70,60 +60,6 @@ export interface NodeDebugger {
   }>;
   /** Fires once if the watchdog channel ends unexpectedly. */
   onLost(listener: (reason: string) => void): void;
-}
-
-/** Builds the agent for the node's arch (cached by source hash). */
-export async function buildAgent(goArch: string): Promise<string> {
-  const src = agentSourceDir;
-  const files = (await readdir(src)).filter(
-    (f) => f === 'go.mod' || (f.endsWith('.go') && !f.endsWith('_test.go')),
-  );
-  const digest = createHash('sha256');
-  for (const file of files.sort()) digest.update(file).update(await readFile(join(src, file)));
-  const hash = digest.digest('hex').slice(0, 16);
-  const dir = join(cacheDir(), 'agent', `${goArch}-${hash}`);
-  const out = join(dir, 'ctrdbg-agent');
-  if (await exists(out)) return out;
-  await mkdir(dir, { recursive: true });
-  const result = await run('go', ['build', '-trimpath', '-o', `${out}.tmp`, '.'], {
-    cwd: src,
-    env: {
-      CGO_ENABLED: '0',
-      GOOS: 'linux',
-      GOARCH: goArch,
-      GO111MODULE: 'on',
-      GOFLAGS: '-mod=mod',
-      GOPROXY: 'off',
-    },
-    timeout: 300_000,
-  });
-  if (result.exitCode !== 0)
-    throw environmentError(`Building ctrdbg-agent for ${goArch} failed: ${result.stderr.trim()}`, {
-      hint: 'Install golang-go.',
-    });
-  await rename(`${out}.tmp`, out);
-  return out;
-}
-
-/** Puts the agent on the node if it is missing or different; returns its path there. */
-export async function ensureAgent(
-  host: RemoteHost,
-  target: Target,
-  goArch: string,
-  log: Logger,
-): Promise<string> {
-  const local = await buildAgent(goArch);
-  const sha = await sha256File(local);
-  const path = `${binDir(target)}/ctrdbg-agent`;
-  if ((await remoteSha256(host, path)) !== sha) {
-    log.step(`installing ctrdbg-agent on the node (${path})`);
-    await host.execChecked(shellJoin(['mkdir', '-p', binDir(target)]), { sudo: true });
-    await host.upload(local, path, { sudo: true, mode: 0o755 });
-    const state = await readNodeState(host, target);
-    state.agent = { path, sha256: sha };
-    await writeNodeState(host, target, state);
-  }
-  return path;
 }
 
 export interface StartOptions {
@@ -301,16 +237,4 @@ function hintFor(message: string, stderr: string): string {
   if (/version of Go|too old|too new/i.test(text))
     return 'This Delve does not support the Go version containerd was built with.';
   return `dlv said: ${stderr.trim().split('\n').slice(-3).join(' | ') || 'nothing'}`;
-}
-
-/** The dlv the node has (from setup), or a clear error. */
-export async function nodeDlvPath(host: RemoteHost, target: Target): Promise<string> {
-  const state = await readNodeState(host, target);
-  const path = state.dlv?.path ?? `${binDir(target)}/dlv`;
-  if (!(await remoteSha256(host, path))) {
-    throw nodeError(`There is no dlv on ${target.endpoint.label} (${path}).`, {
-      hint: `Run: ctrdbg setup ${target.spec}`,
-    });
-  }
-  return path;
 }

@@ -9,16 +9,16 @@
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { execa } from 'execa';
 import ora from 'ora';
 import { z } from 'zod';
 import { projectRoot } from '../config.js';
 import { buildError, environmentError, inputError, toolchainError, usageError } from '../errors.js';
-import { shellQuote } from '../target/remoteHost.js';
 import { findOnPath, isExecutableFile } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
+import { shellQuote } from '../util/shell.js';
 import { checkGoRequirement, type GoModRequirement, parseGoMod } from './goVersion.js';
 import { type LaneName, type ResolvedTool, readTrixieLane } from './toolchain.js';
+import { run, start } from '../util/exec.js';
 
 /** The one POSIX quoting ctrdbg has; re-exported for this module's callers. */
 export { shellQuote };
@@ -75,7 +75,7 @@ export const labTreeMarkerSchema = z.object({
   ldflags: z.record(z.string(), z.string()).default({}),
   version: z.string().optional(),
   sourceRoots: z.array(z.string().min(1)).min(1),
-  /** The toolchain lane the tree belongs to (src/build/toolchain.ts); older markers have none. */
+  /** The toolchain lane the tree belongs to (src/debugbuild/toolchain.ts); older markers have none. */
   toolchain: z.enum(['bookworm', 'trixie']).optional(),
   /** The oldest Go that builds it: the packaged library's go.mod `go` line. */
   goVersion: z.string().optional(),
@@ -199,7 +199,7 @@ export interface PlanOptions {
   /** The environment the build inherits (to respect a user's CGO_ENABLED). */
   inheritedEnv?: NodeJS.ProcessEnv;
   /**
-   * The `go` ctrdbg chose (src/build/toolchain.ts) when it is not simply the first on PATH: run directly for a
+   * The `go` ctrdbg chose (src/debugbuild/toolchain.ts) when it is not simply the first on PATH: run directly for a
    * lab tree; put first on PATH for make, whose Makefile calls `go`.
    */
   go?: string;
@@ -400,7 +400,7 @@ export async function runBuild(plan: BuildPlan, options: RunBuildOptions): Promi
   const timeoutMs = options.timeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS;
   const basePath = options.pathValue ?? process.env.PATH ?? '';
   const path = plan.pathPrefix ? `${plan.pathPrefix}${delimiter}${basePath}` : options.pathValue;
-  const child = execa(plan.file, plan.args, {
+  const child = start(plan.file, plan.args, {
     cwd: plan.cwd,
     env: { ...plan.env, ...(path !== undefined ? { PATH: path } : {}) },
     extendEnv: true,
@@ -478,7 +478,7 @@ export function debianUpstreamVersion(debianVersion: string): string {
 export async function installedContainerdLibraryVersion(): Promise<string> {
   try {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a JS template
-    const { stdout } = await execa('dpkg-query', ['-W', '-f=${Version}', DEBIAN_CONTAINERD_PACKAGE], {
+    const { stdout } = await run('dpkg-query', ['-W', '-f=${Version}', DEBIAN_CONTAINERD_PACKAGE], {
       timeout: 10_000,
     });
     if (stdout.trim() === '') throw new Error('empty version');

@@ -1,5 +1,4 @@
 import { stat } from 'node:fs/promises';
-import { execa } from 'execa';
 import { environmentError, inputError } from '../errors.js';
 import { sha256File } from '../util/fsx.js';
 
@@ -13,6 +12,7 @@ import {
   SHT_SYMTAB,
   withElfFile,
 } from './elf.js';
+import { run } from '../util/exec.js';
 
 export interface CompileUnit {
   name: string;
@@ -174,8 +174,8 @@ export function delveSupport(delveVersion: string | undefined, goVersion: string
 
 export async function localDelveVersion(dlv = 'dlv'): Promise<string | undefined> {
   try {
-    const { stdout } = await execa(dlv, ['version'], { timeout: 10_000 });
-    return parseDelveVersion(stdout);
+    const { stdout, exitCode } = await run(dlv, ['version'], { timeout: 10_000 });
+    return exitCode === 0 ? parseDelveVersion(stdout) : undefined;
   } catch {
     return undefined;
   }
@@ -185,12 +185,13 @@ export async function localDelveVersion(dlv = 'dlv'): Promise<string | undefined
 
 async function readCompileUnits(path: string): Promise<CompileUnit[]> {
   try {
-    const { stdout } = await execa('readelf', ['--debug-dump=info', '--dwarf-depth=1', path], {
+    const { stdout, exitCode } = await run('readelf', ['--debug-dump=info', '--dwarf-depth=1', path], {
       timeout: 60_000,
       maxBuffer: 256 * 1024 * 1024,
       // readelf warns about Go's non-standard attributes on stderr; they are harmless.
       stderr: 'ignore',
     });
+    if (exitCode !== 0) throw new Error(`readelf exited with ${exitCode}`);
     return parseCompileUnits(stdout);
   } catch (error) {
     if ((error as { code?: string }).code === 'ENOENT') {

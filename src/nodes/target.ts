@@ -37,7 +37,7 @@ export interface Target {
   minikube?: MinikubeInfo;
   /**
    * Lab targets: the lab's name, its containerd source tree (setup's default --src), its flavour, and the
-   * toolchain lane it builds and debugs with (src/build/toolchain.ts). A VM lab has no lane of its own.
+   * toolchain lane it builds and debugs with (src/debugbuild/toolchain.ts). A VM lab has no lane of its own.
    */
   lab?: { name: string; tree: string; flavor?: 'stock' | 'cri'; lane?: 'bookworm' | 'trixie' };
 }

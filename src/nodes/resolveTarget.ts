@@ -10,8 +10,9 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { configDir } from '../config.js';
 import { inputError } from '../errors.js';
-import { labFlavor, labPaths, laneOf, readLabState } from '../lab/lab.js';
+
 import { exists } from '../util/fsx.js';
+import { labFlavor, labPaths, laneOf, readLabState, readVmState, vmTarget } from './labNodes.js';
 import { resolveMinikube } from './minikube.js';
 import { SYSTEMD_ROOT, SYSTEMD_SOCKET, SYSTEMD_UNIT, type Target } from './target.js';
 
@@ -108,7 +109,6 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 
 export async function resolveLab(name: string): Promise<Target> {
   // A VM lab (`lab up --vm`): a systemd node reached through QEMU's loopback forward (src/lab/vm.ts).
-  const { readVmState, vmTarget } = await import('../lab/vm.js');
   const vm = await readVmState(name);
   if (vm) return vmTarget(name, vm);
   const paths = labPaths(name);

@@ -5,10 +5,10 @@
  */
 import { readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { inputError } from '../errors.js';
 import type { BinaryReport } from './debugInfo.js';
+import { run } from '../util/exec.js';
 
 export const MANIFEST_FORMAT = 'ctrdbg-build-manifest';
 export const MANIFEST_VERSION = 1;
@@ -60,7 +60,7 @@ export interface BuildManifest {
     cwd: string;
     env: Record<string, string>;
   };
-  /** Which go built it and which dlv the verification asked, and why each (src/build/toolchain.ts). */
+  /** Which go built it and which dlv the verification asked, and why each (src/debugbuild/toolchain.ts). */
   toolchain?: {
     go: ToolRecord;
     dlv?: ToolRecord;
@@ -155,7 +155,7 @@ export async function readManifest(path: string): Promise<BuildManifest> {
 
 /** Commit and dirty flag of a git checkout; undefined when `dir` is not one (or git is missing). */
 export async function gitState(dir: string): Promise<GitState | undefined> {
-  const git = (args: string[]) => execa('git', ['-C', dir, ...args], { timeout: 15_000, reject: false });
+  const git = (args: string[]) => run('git', ['-C', dir, ...args], { timeout: 15_000 });
   const head = await git(['rev-parse', '--verify', 'HEAD']).catch(() => undefined);
   if (head?.exitCode !== 0) return undefined;
   const top = await git(['rev-parse', '--show-toplevel']);
@@ -179,9 +179,7 @@ export function parseContainerdVersionLine(line: string): Pick<ContainerdVersion
 
 /** Runs the built binary's `--version` (only possible for the local arch). */
 export async function runContainerdVersion(binary: string): Promise<ContainerdVersion | undefined> {
-  const result = await execa(binary, ['--version'], { timeout: 15_000, reject: false }).catch(
-    () => undefined,
-  );
+  const result = await run(binary, ['--version'], { timeout: 15_000 }).catch(() => undefined);
   if (result?.exitCode !== 0) return undefined;
   const line = String(result.stdout).trim().split('\n')[0] ?? '';
   return { ...parseContainerdVersionLine(line), line, source: 'binary' };

@@ -1,6 +1,6 @@
 /**
  * RemoteHost: the one seam between ctrdbg and a node. minikube, the lab and plain SSH hosts all resolve to
- * an `SshEndpoint`, and `connectHost` (src/target/sshHost.ts, the only module importing ssh2) turns it
+ * an `SshEndpoint`, and `connectHost` (src/nodes/ssh/sshConnection.ts, the only module importing ssh2) turns it
  * into a `RemoteHost`. Everything above this file speaks only this interface.
  */
 import type { Duplex, Readable } from 'node:stream';
@@ -107,14 +107,4 @@ export interface RemoteHost {
   close(): Promise<void>;
   /** Fires once if the SSH connection drops unexpectedly. */
   onClose(listener: (error?: Error) => void): void;
-}
-
-/** POSIX-shell quoting for one argument. */
-export function shellQuote(arg: string): string {
-  if (arg !== '' && /^[\w@%+=:,./-]+$/.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-export function shellJoin(args: readonly string[]): string {
-  return args.map(shellQuote).join(' ');
 }

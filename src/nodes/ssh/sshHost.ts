@@ -26,6 +26,7 @@ import {
   unreachableError,
 } from '../../errors.js';
 import { createLogger } from '../../util/output.js';
+import { shellJoin, shellQuote } from '../../util/shell.js';
 import {
   checkHostKey,
   fingerprintSha256,
@@ -42,7 +43,6 @@ import type {
   UploadOptions,
   UploadResult,
 } from '../remoteHost.js';
-import { shellJoin, shellQuote } from '../remoteHost.js';
 import { type ChannelRun, prepareInput, runOnChannel } from './channelRun.js';
 import { SessionSlots } from './sessionSlots.js';
 import {
