@@ -58,7 +58,7 @@ export function startTrigger(
   log.step(`trigger${options.onNode ? ' (on the node)' : ''}: ${options.shownAs}`);
   return options.onNode
     ? nodeTrigger(host, target, command, graceMs)
-    : localTrigger(host, target, command, graceMs, log);
+    : localTrigger(host, target, command, graceMs);
 }
 
 function localTrigger(
@@ -66,7 +66,6 @@ function localTrigger(
   target: Target,
   command: string,
   graceMs: number,
-  log: Logger,
 ): RunningTrigger {
   const child = start('sh', ['-c', command], {
     stdin: 'ignore',

@@ -4,6 +4,7 @@ import { sha256File } from '../util/fsx.js';
 
 export { sha256File };
 
+import { run } from '../util/exec.js';
 import {
   ElfFormatError,
   type GoBuildInfo,
@@ -12,7 +13,6 @@ import {
   SHT_SYMTAB,
   withElfFile,
 } from './elf.js';
-import { run } from '../util/exec.js';
 
 export interface CompileUnit {
   name: string;

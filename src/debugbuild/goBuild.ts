@@ -13,12 +13,12 @@ import ora from 'ora';
 import { z } from 'zod';
 import { projectRoot } from '../config.js';
 import { buildError, environmentError, inputError, toolchainError, usageError } from '../errors.js';
+import { run, start } from '../util/exec.js';
 import { findOnPath, isExecutableFile } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
 import { shellQuote } from '../util/shell.js';
 import { checkGoRequirement, type GoModRequirement, parseGoMod } from './goVersion.js';
 import { type LaneName, type ResolvedTool, readTrixieLane } from './toolchain.js';
-import { run, start } from '../util/exec.js';
 
 /** The one POSIX quoting ctrdbg has; re-exported for this module's callers. */
 export { shellQuote };

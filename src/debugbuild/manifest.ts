@@ -7,8 +7,8 @@ import { readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { inputError } from '../errors.js';
-import type { BinaryReport } from './debugInfo.js';
 import { run } from '../util/exec.js';
+import type { BinaryReport } from './debugInfo.js';
 
 export const MANIFEST_FORMAT = 'ctrdbg-build-manifest';
 export const MANIFEST_VERSION = 1;

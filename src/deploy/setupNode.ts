@@ -26,6 +26,7 @@ import {
 import type { RemoteHost } from '../nodes/remoteHost.js';
 import { rememberTarget, type TargetOptions } from '../nodes/resolveTarget.js';
 import type { Target } from '../nodes/target.js';
+import { run } from '../util/exec.js';
 import { exists, sha256File } from '../util/fsx.js';
 import { interruptOnSignals } from '../util/interrupt.js';
 import type { Logger } from '../util/output.js';
@@ -36,7 +37,6 @@ import { binDir, readNodeState, writeNodeState } from './nodeState.js';
 import { type OpenedNode, openNode } from './openNode.js';
 import { type NodeProbe, remoteSha256, semverOf } from './probe.js';
 import { type SyncResult, syncTree } from './sourceSync.js';
-import { run } from '../util/exec.js';
 
 export interface SetupOptions extends TargetOptions {
   src?: string;

@@ -67,7 +67,11 @@ function missingTool(file: string, cause: unknown) {
  * Starts a command and returns it running (execa's subprocess: streams, kill, and a promise of its result), for
  * callers that stream its output or stop it: a build, tar, the trigger.
  */
-export function start<O extends Options>(file: string, args: readonly string[], options: O): ResultPromise<{} & O> {
+export function start<O extends Options>(
+  file: string,
+  args: readonly string[],
+  options: O,
+): ResultPromise<{} & O> {
   log.debug(`$ ${commandLine(file, args)}${options.cwd ? `   (in ${String(options.cwd)})` : ''}`);
   return execa(file, args, options);
 }
