@@ -61,12 +61,7 @@ export function startTrigger(
     : localTrigger(host, target, command, graceMs);
 }
 
-function localTrigger(
-  host: RemoteHost,
-  target: Target,
-  command: string,
-  graceMs: number,
-): RunningTrigger {
+function localTrigger(host: RemoteHost, target: Target, command: string, graceMs: number): RunningTrigger {
   const child = start('sh', ['-c', command], {
     stdin: 'ignore',
     buffer: false,
