@@ -413,3 +413,46 @@ describe('bad input: a clear error, a distinct exit code, and the node untouched
     }
   });
 });
+
+describe('CTRDBG_DEBUG=1 logs every command ctrdbg runs, here and on the node', () => {
+  it('for the build, the manifest, the source sync (both listings), the upload and the trigger', async () => {
+    // A touched file in the lab's tree makes the build rebuild. (On the lab the node's tree is this tree, so the
+    // sync lists both sides and sends nothing; the packer's log line is checked in sourceSync.test.ts.)
+    const main = join(lab.tree, 'src', 'ctrdbg.lab', 'containerd', 'main.go');
+    const now = new Date();
+    await import('node:fs/promises').then((fs) => fs.utimes(main, now, now));
+    const setup = await ctrdbg(['setup', 'lab'], { env: { ...env, CTRDBG_DEBUG: '1' } });
+    expect(setup.exitCode, setup.stderr).toBe(0);
+    const log = setup.stderr;
+    const local = (re: RegExp) => expect(log, String(re)).toMatch(new RegExp(`debug: \\$ ${re.source}`, 'm'));
+    const remote = (re: RegExp) =>
+      expect(log, String(re)).toMatch(new RegExp(`debug: lab: \\$ ${re.source}`, 'm'));
+    local(/\S*go build .*-gcflags=.?all=-N -l/); // the build
+    local(/git -C \S+ rev-parse --verify HEAD/); // the manifest: the tree's git state…
+    local(/\S+\/containerd --version/); // …and the built binary's version line
+    local(/sh -c 'cd \S+ && find \. /); // the sync: the local listing…
+    remote(/.*find \. /); // …and the node's
+    remote(/sudo -n -- .*sha256sum/); // the upload's check
+    const attach = await ctrdbg(
+      [
+        'attach',
+        'lab',
+        '--set',
+        'lab-create',
+        '--max-hits',
+        '1',
+        '--trigger',
+        'ctr -a $CTRDBG_SOCKET namespaces create debug-log-ns-1; true',
+      ],
+      { env: { ...env, CTRDBG_DEBUG: '1' } },
+    );
+    expect(attach.exitCode, attach.stderr).toBe(0);
+    expect(attach.stderr).toContain(
+      "debug: $ sh -c 'ctr -a $CTRDBG_SOCKET namespaces create debug-log-ns-1; true'",
+    );
+    expect(attach.stderr).toMatch(
+      /debug: lab: \$ sudo -n -- .*ctrdbg-agent dlv --pid \d+ --listen 127\.0\.0\.1:0/,
+    );
+    await ctrdbg(['restore', 'lab'], { env });
+  });
+});

@@ -76,3 +76,26 @@ describe('syncTree', () => {
     expect(gone.code).toBe(1);
   });
 });
+
+describe('CTRDBG_DEBUG=1 logs the sync’s commands', () => {
+  it('the local packer (tar) and the node’s unpacker, with their command lines', async () => {
+    await writeFile(join(src, 'pkg4/debug-log.go'), 'package pkg4\n');
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.env.CTRDBG_DEBUG = '1';
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      written.push(String(chunk));
+      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    try {
+      expect((await syncTree(host, src, dest)).sent).toBe(1);
+    } finally {
+      process.stderr.write = write;
+      delete process.env.CTRDBG_DEBUG;
+    }
+    const log = written.join('');
+    expect(log).toMatch(/debug: \$ tar -c --null --no-recursion .* -T - -f -\s+\(in \S+ctrdbg-sync-/);
+    expect(log).toMatch(/debug: lab: \$ .*tar -x/);
+    expect(log).toMatch(/debug: \$ sh -c 'cd \S+ && find \. /);
+  });
+});
