@@ -69,7 +69,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  ctrdbg-agent dlv --pid PID --listen 127.0.0.1:PORT [--ready-timeout 60s] [--cleanup-timeout 20s] [--log-file F] -- DLV [DLV-FLAGS…]
+  ctrdbg-agent dlv --pid PID --listen 127.0.0.1:0 [--ready-timeout 60s] [--cleanup-timeout 20s] [--log-file F] [--log-dlv] [--queue-mb 64] -- DLV [DLV-FLAGS…]
   ctrdbg-agent relay 127.0.0.1:PORT
   ctrdbg-agent protocol
   ctrdbg-agent version

@@ -1,10 +1,13 @@
 package main
 
-// `ctrdbg-agent dlv`: dlv attached to the target, listening on loopback only, and a watchdog tied to the SSH
-// channel that started it.
+// `ctrdbg-agent dlv`: dlv attached to the target, listening on loopback only; the commands ctrdbg sends on stdin
+// (resolve, create, record, stop: session.go); and a watchdog tied to the SSH channel that started it. When that
+// channel goes away (stdin reaches EOF) or the agent gets SIGTERM, SIGHUP or SIGINT, every recording loop is
+// stopped and every debugged process (containerd, followed shims) is left the safe way.
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -17,26 +20,98 @@ import (
 	"time"
 )
 
-type watchdog struct {
-	cmd            *exec.Cmd
-	exited         chan error
-	targetPid      int
+// dlvProcess is one dlv the agent started, attached to one process.
+type dlvProcess struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+type watchdogConfig struct {
+	dlvPath        string
+	dlvArgs        []string
+	logDlv         bool
+	readyTimeout   time.Duration
 	cleanupTimeout time.Duration
-	events         *eventWriter
+}
+
+// startDlv attaches a headless dlv to pid on 127.0.0.1 and waits until it listens. The process is stopped from
+// the attach on, until something continues it.
+func startDlv(cfg watchdogConfig, pid int, stop <-chan struct{}) (*dlvProcess, string, error) {
+	args := []string{"attach", strconv.Itoa(pid), "--headless", "--listen", "127.0.0.1:0", "--api-version=2", "--accept-multiclient"}
+	if cfg.logDlv {
+		args = append(args, "--log", "--log-output=debugger")
+	}
+	args = append(args, cfg.dlvArgs...)
+	cmd := exec.Command(cfg.dlvPath, args...)
+	// Own process group: a Ctrl-C delivered to the SSH session's group must reach the agent, which decides, not
+	// dlv. Pdeathsig: if the agent itself is killed, dlv gets SIGTERM and detaches instead of lingering.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.Stdin = nil
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd.Stderr = cmd.Stdout
+	logf("starting %s %s", cfg.dlvPath, strings.Join(args, " "))
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("cannot start dlv: %v", err)
+	}
+	p := &dlvProcess{cmd: cmd, exited: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		scanner := bufio.NewScanner(stdout)
+		scanner.Buffer(make([]byte, 64*1024), 1024*1024)
+		const marker = "API server listening at:"
+		for scanner.Scan() {
+			line := scanner.Text()
+			fmt.Fprintf(logOut, "dlv[%d]: %s\n", pid, line)
+			if i := strings.Index(line, marker); i >= 0 {
+				select {
+				case ready <- strings.TrimSpace(line[i+len(marker):]):
+				default:
+				}
+			}
+		}
+	}()
+	go func() { p.exited <- cmd.Wait() }()
+	select {
+	case address := <-ready:
+		if _, _, err := loopbackOnly(address); err != nil {
+			return p, "", fmt.Errorf("dlv listens on %q, not loopback", address)
+		}
+		return p, address, nil
+	case err := <-p.exited:
+		p.exited <- err
+		return p, "", fmt.Errorf("dlv exited before listening: %v", err)
+	case <-time.After(cfg.readyTimeout):
+		return p, "", fmt.Errorf("dlv did not start listening in time")
+	case <-stop:
+		return p, "", errStopped
+	}
+}
+
+var errStopped = fmt.Errorf("stopped before dlv was ready")
+
+type versionOut struct {
+	DelveVersion string
+	APIVersion   int
 }
 
 func runWatchdog(args []string) int {
 	fs := flag.NewFlagSet("dlv", flag.ContinueOnError)
 	pid := fs.Int("pid", 0, "PID of the process to attach to")
-	listen := fs.String("listen", "", "127.0.0.1:PORT for dlv's API server (port 0 = any free port)")
+	listen := fs.String("listen", "", "127.0.0.1:0 (dlv's API server is on a free loopback port)")
 	readyTimeout := fs.Duration("ready-timeout", 60*time.Second, "how long to wait for dlv to listen")
 	cleanupTimeout := fs.Duration("cleanup-timeout", 20*time.Second, "bound on clearing breakpoints and detaching")
-	logFile := fs.String("log-file", "", "also append this agent's and dlv's log (debugger layer) to this file")
+	logFile := fs.String("log-file", "", "also append this agent's log to this file (rotated past 20 MB)")
+	logDlv := fs.Bool("log-dlv", false, "log dlv's debugger layer too (verbose: every breakpoint, every continue)")
+	queueMB := fs.Int("queue-mb", 64, "hits kept for ctrdbg while it does not read, before they are counted as dropped")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	rest := fs.Args()
-	events := &eventWriter{out: os.Stdout}
+	events := newEmitter(os.Stdout, *queueMB<<20)
+	defer events.close()
 	if *pid <= 0 || *listen == "" || len(rest) == 0 {
 		logf("dlv needs --pid, --listen and, after --, the dlv binary")
 		usage()
@@ -48,17 +123,19 @@ func runWatchdog(args []string) int {
 	}
 	if tp, err := tracerPid(*pid); err != nil {
 		logf("process %d: %v", *pid, err)
-		events.emit(ErrorEvent{Event: EventError, Message: fmt.Sprintf("process %d not found: %v", *pid, err)})
+		events.control(ErrorEvent{Event: EventError, Message: fmt.Sprintf("process %d not found: %v", *pid, err)})
 		return exitFailure
 	} else if tp != 0 {
 		msg := fmt.Sprintf("process %d is already traced by PID %d", *pid, tp)
 		logf("%s", msg)
-		events.emit(ErrorEvent{Event: EventError, Message: msg, TracerPid: tp})
+		events.control(ErrorEvent{Event: EventError, Message: msg, TracerPid: tp})
 		return exitFailure
 	}
-
-	dlvArgs := []string{"attach", strconv.Itoa(*pid), "--headless", "--listen", *listen, "--api-version=2", "--accept-multiclient"}
 	if *logFile != "" {
+		// One old generation is kept: the log must stay readable after a bad night, not fill the node.
+		if info, err := os.Stat(*logFile); err == nil && info.Size() > 20<<20 {
+			os.Rename(*logFile, *logFile+".1")
+		}
 		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			logf("cannot open --log-file: %v", err)
@@ -66,96 +143,121 @@ func runWatchdog(args []string) int {
 		}
 		defer f.Close()
 		logOut = io.MultiWriter(f, bestEffort{os.Stderr})
-		dlvArgs = append(dlvArgs, "--log", "--log-output=debugger")
 	}
-	dlvArgs = append(dlvArgs, rest[1:]...)
-	cmd := exec.Command(rest[0], dlvArgs...)
-	// Own process group: a Ctrl-C delivered to the SSH session's group must reach the agent, which decides, not
-	// dlv. Pdeathsig: if the agent itself is killed, dlv gets SIGTERM and detaches instead of lingering.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	cmd.Stdin = nil
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		logf("%v", err)
-		return exitFailure
-	}
-	cmd.Stderr = cmd.Stdout
-	logf("starting %s %s", rest[0], strings.Join(dlvArgs, " "))
-	if err := cmd.Start(); err != nil {
-		logf("cannot start dlv: %v", err)
-		events.emit(ErrorEvent{Event: EventError, Message: fmt.Sprintf("cannot start dlv: %v", err)})
-		return exitFailure
-	}
-	w := &watchdog{cmd: cmd, exited: make(chan error, 1), targetPid: *pid, cleanupTimeout: *cleanupTimeout, events: events}
+	cfg := watchdogConfig{dlvPath: rest[0], dlvArgs: rest[1:], logDlv: *logDlv, readyTimeout: *readyTimeout, cleanupTimeout: *cleanupTimeout}
 
 	// Signals before anything can block, so an early SIGTERM still goes through cleanup.
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
-
-	ready := make(chan string, 1)
-	go func() {
-		scanner := bufio.NewScanner(stdout)
-		scanner.Buffer(make([]byte, 64*1024), 1024*1024)
-		const marker = "API server listening at:"
-		for scanner.Scan() {
-			line := scanner.Text()
-			fmt.Fprintf(logOut, "dlv: %s\n", line)
-			if i := strings.Index(line, marker); i >= 0 {
-				select {
-				case ready <- strings.TrimSpace(line[i+len(marker):]):
-				default:
-				}
-			}
-		}
-	}()
-	go func() { w.exited <- cmd.Wait() }()
-
 	stdinClosed := make(chan struct{})
+	commands := make(chan Command, 16)
+	go readCommands(os.Stdin, commands, stdinClosed)
+
+	// Until dlv is ready, a signal or the end of stdin stops the start (then the usual cleanup runs).
+	earlyStop := make(chan struct{})
+	readyDone := make(chan struct{})
 	go func() {
-		// Whatever arrives on stdin is ignored; only its end matters (the SSH channel is gone).
-		io.Copy(io.Discard, os.Stdin)
-		close(stdinClosed)
-	}()
-
-	var address string
-	select {
-	case address = <-ready:
-		if _, _, err := loopbackOnly(address); err != nil {
-			logf("dlv listens on %q, not loopback: stopping it", address)
-			return w.stop("", "dlv not on loopback")
+		select {
+		case sig := <-signals:
+			logf("got %s before dlv was ready", sig)
+			close(earlyStop)
+		case <-stdinClosed:
+			logf("stdin closed before dlv was ready")
+			close(earlyStop)
+		case <-readyDone:
 		}
-		events.emit(ReadyEvent{Event: EventReady, Listen: address, DlvPid: cmd.Process.Pid, TargetPid: *pid, AgentVersion: version, ProtocolVersion: ProtocolVersion})
-	case err := <-w.exited:
-		msg := fmt.Sprintf("dlv exited before listening: %v", err)
-		logf("%s", msg)
-		events.emit(ErrorEvent{Event: EventError, Message: msg})
+	}()
+	attached := time.Now()
+	dlv, address, err := startDlv(cfg, *pid, earlyStop)
+	close(readyDone)
+	s := &session{events: events, cfg: cfg, debuggees: map[int]*debuggee{}}
+	if err != nil {
+		if err != errStopped {
+			logf("%v", err)
+			events.control(ErrorEvent{Event: EventError, Message: err.Error()})
+		}
+		if dlv != nil {
+			return s.stopDlv(dlv, "", *pid, "before ready")
+		}
 		return exitFailure
-	case <-time.After(*readyTimeout):
-		logf("dlv did not listen within %s", *readyTimeout)
-		events.emit(ErrorEvent{Event: EventError, Message: "dlv did not start listening in time"})
-		return w.stop("", "ready timeout")
-	case sig := <-signals:
-		logf("got %s before dlv was ready", sig)
-		return w.stop("", "signal "+signalName(sig))
-	case <-stdinClosed:
-		logf("stdin closed before dlv was ready")
-		return w.stop("", "stdin-closed")
 	}
+	primary := &debuggee{pid: *pid, binary: exeOf(*pid), address: address, armed: map[int]*armedBreakpoint{}, attached: attached, dlvReady: time.Now(), dlv: dlv}
+	client, err := dialDelve(address)
+	var dv versionOut
+	if err == nil {
+		err = client.call("GetVersion", map[string]interface{}{}, &dv, 10*time.Second)
+	}
+	if err != nil {
+		logf("cannot talk to dlv: %v", err)
+		events.control(ErrorEvent{Event: EventError, Message: fmt.Sprintf("cannot talk to dlv: %v", err)})
+		return s.stopDlv(dlv, address, *pid, "no client")
+	}
+	primary.client = client
+	s.primary = primary
+	s.debuggees[*pid] = primary
+	events.control(ReadyEvent{
+		Event: EventReady, Listen: address, DlvPid: dlv.cmd.Process.Pid, TargetPid: *pid, AgentVersion: version,
+		ProtocolVersion: ProtocolVersion, DelveVersion: firstLine(dv.DelveVersion), APIVersion: dv.APIVersion,
+		DlvAttachMs: ms(primary.dlvReady.Sub(attached)),
+	})
+	go s.serve(commands)
 
 	select {
-	case err := <-w.exited:
+	case err := <-dlv.exited:
 		// A client detached it (a relay's safe detach included), or dlv died: nothing is left to clean up.
 		state := targetState(*pid)
 		logf("dlv exited by itself (%v); target %+v", err, state)
-		events.emit(ExitEvent{Event: EventExit, Reason: ExitDlvExited, Cleared: -1, Target: state, DlvError: errText(err)})
+		s.stopFollowed()
+		events.control(ExitEvent{Event: EventExit, Reason: ExitDlvExited, Cleared: -1, Target: state, DlvError: errText(err)})
 		return exitOK
 	case sig := <-signals:
 		logf("got %s: clearing breakpoints and detaching", sig)
-		return w.stop(address, "signal "+signalName(sig))
+		return s.shutdown("signal " + signalName(sig))
 	case <-stdinClosed:
 		logf("stdin closed (the SSH channel is gone): clearing breakpoints and detaching")
-		return w.stop(address, "stdin-closed")
+		return s.shutdown("stdin-closed")
 	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(strings.TrimPrefix(s, "Version:"))
+}
+
+func exeOf(pid int) string {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(exe, " (deleted)")
+}
+
+// readCommands turns stdin's lines into commands until EOF, which closes `closed`.
+func readCommands(in io.Reader, commands chan<- Command, closed chan<- struct{}) {
+	scanner := bufio.NewScanner(in)
+	scanner.Buffer(make([]byte, 64*1024), 16<<20)
+	for scanner.Scan() {
+		line := strings.TrimSpace(scanner.Text())
+		if line == "" {
+			continue
+		}
+		var c Command
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			logf("not a command: %q", truncate(line, 200))
+			continue
+		}
+		commands <- c
+	}
+	close(closed)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 func signalName(sig os.Signal) string {
@@ -177,39 +279,4 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// stop ends dlv the safe way: the RPC cleanup, SIGTERM only as the fallback, never SIGKILL.
-func (w *watchdog) stop(address string, trigger string) int {
-	cleared := -1
-	if address != "" {
-		n, err := safeDetach(address, w.cleanupTimeout)
-		cleared = n
-		if err == nil {
-			select {
-			case <-w.exited:
-				w.events.emit(ExitEvent{Event: EventExit, Reason: ExitDetached, Cleared: n, Target: targetState(w.targetPid), Trigger: trigger})
-				return exitOK
-			case <-time.After(w.cleanupTimeout):
-				logf("dlv did not exit after Detach")
-			}
-		} else {
-			logf("cleanup over RPC failed: %v", err)
-		}
-	}
-	// Fallback: a headless dlv that gets SIGTERM detaches from the target without killing it.
-	logf("sending SIGTERM to dlv (pid %d)", w.cmd.Process.Pid)
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-w.exited:
-		w.events.emit(ExitEvent{Event: EventExit, Reason: ExitTerminated, Cleared: cleared, Target: targetState(w.targetPid), Trigger: trigger, DlvError: errText(err)})
-		return exitTerminated
-	case <-time.After(w.cleanupTimeout):
-	}
-	// dlv ignores SIGTERM. Killing it now would leave int3 instructions in the target if breakpoints are still
-	// set, so leave it running and say so; ctrdbg reports the pid for a human to handle.
-	msg := fmt.Sprintf("dlv (pid %d) did not exit after SIGTERM; left running", w.cmd.Process.Pid)
-	logf("%s", msg)
-	w.events.emit(ExitEvent{Event: EventExit, Reason: ExitDlvLeftRunning, Cleared: cleared, Target: targetState(w.targetPid), Trigger: trigger, DlvPid: w.cmd.Process.Pid, Message: msg})
-	return exitDlvLeftOver
 }

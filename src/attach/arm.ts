@@ -1,13 +1,14 @@
 /**
- * Arming: every set resolved against the running binary, and one Delve breakpoint per location. Entries of
- * different sets (or of one set) that stop at the same file:line share that breakpoint — Delve keeps one per
- * address and refuses a second ("Breakpoint exists at …") — and it captures the union of what they ask for.
+ * Arming: every set resolved against the running binary in one lookup on the node (the agent, next to dlv), and
+ * one Delve breakpoint per place. Entries of different sets (or of one set) that stop at the same place share that
+ * breakpoint — Delve keeps one per address and refuses a second ("Breakpoint exists at …") — and it captures the
+ * union of what they ask for. Return points are breakpoints on every return instruction, with the results loaded.
  */
 import {
   breakpointName,
   type ResolvedLocation,
   type ResolvedSet,
-  resolveSet,
+  resolveSets,
   toLoadConfig,
 } from '../breakpoints/resolve.js';
 import {
@@ -16,23 +17,37 @@ import {
   isRedacted,
   type SetLoadConfig,
 } from '../breakpoints/sets.js';
-import type { DelveClient } from '../delve/rpcClient.js';
+import type { BreakpointSpec, PointSpec } from '../delve/agentProtocol.js';
+import type { NodeDebugger } from '../delve/nodeDebugger.js';
 import type { BreakpointRequest } from '../delve/types.js';
+import { delveError } from '../errors.js';
 import type { ArmedBreakpoint, ArmedLocation } from '../record/recorder.js';
 import type { Logger } from '../util/output.js';
 
 export interface Armed {
-  /** Delve breakpoint id → the location and the entries it serves. */
+  /** Delve breakpoint id → the place and the entries it serves (a return point has one id per return). */
   locations: Map<number, ArmedLocation>;
-  /** Every armed entry, in set order (the session header lists these). */
+  /** Every armed entry, in set order (the recording's header lists these). */
   breakpoints: ArmedBreakpoint[];
   resolved: ResolvedSet[];
+  /** How long resolving and creating took on the node. */
+  resolveMs: number;
+  createMs: number;
 }
 
 interface Planned {
   location: ResolvedLocation;
   served: { set: BreakpointSet; entry: BreakpointEntry; record: string[]; index: number }[];
 }
+
+/** Results are read from a return point's arguments (Delve lists them there, flagged as return arguments). */
+const RESULTS_LOAD: SetLoadConfig = {
+  depth: 1,
+  maxString: 256,
+  maxArray: 16,
+  maxStructFields: -1,
+  followPointers: true,
+};
 
 /** The deeper of two load configurations, field by field (false = not loaded). */
 function widerLoad(a: SetLoadConfig | false, b: SetLoadConfig | false): SetLoadConfig | false {
@@ -49,16 +64,16 @@ function widerLoad(a: SetLoadConfig | false, b: SetLoadConfig | false): SetLoadC
 }
 
 /**
- * One CreateBreakpoint request for every entry at a location. Values are captured by Delve at the stop, so a
- * hit costs one round trip. With several entries: the union of their expressions; the condition is their
+ * One CreateBreakpoint request for every entry at a place. Values are captured by Delve at the stop, so a hit costs
+ * one round trip. With several entries: the union of their expressions and parameters; the condition is their
  * disjunction (none when any entry has none), and each entry's own condition is captured as a value so the
  * recorder can tell which entries a stop counts for.
  */
 export function sharedBreakpointRequest(
   served: { entry: BreakpointEntry; record: string[] }[],
-  location: ResolvedLocation,
+  location: Pick<ResolvedLocation, 'file' | 'line'> & { at?: ResolvedLocation['at'] },
   name: string,
-): BreakpointRequest {
+): BreakpointRequest & { traceReturn?: boolean } {
   const conditions = served.map((s) => s.entry.condition);
   const condition =
     conditions.every((c) => c !== '') && conditions.length > 0
@@ -67,7 +82,11 @@ export function sharedBreakpointRequest(
         : [...new Set(conditions)].map((c) => `(${c})`).join(' || ')
       : '';
   const attribution = served.length > 1 ? conditions.filter((c) => c !== '') : [];
-  const variables = [...new Set([...served.flatMap((s) => s.record), ...attribution])];
+  const variables = [
+    ...new Set([...served.flatMap((s) => [...s.entry.params, ...s.record]), ...attribution]),
+  ];
+  const atReturn = location.at === 'return';
+  const args = served.map((s) => s.entry.loadArgs).reduce(widerLoad, atReturn ? RESULTS_LOAD : false);
   return {
     name,
     file: location.file,
@@ -77,50 +96,81 @@ export function sharedBreakpointRequest(
     goroutine: served.some((s) => s.entry.goroutine),
     stacktrace: Math.max(...served.map((s) => s.entry.stack)),
     variables,
-    LoadArgs: toLoadConfig(served.map((s) => s.entry.loadArgs).reduce(widerLoad, false)),
+    LoadArgs: toLoadConfig(args),
     LoadLocals: toLoadConfig(served.map((s) => s.entry.loadLocals).reduce(widerLoad, false)),
+    ...(atReturn ? { traceReturn: true } : {}),
+  };
+}
+
+/** The agent as a PointResolver. */
+export function agentResolver(dbg: NodeDebugger) {
+  return {
+    resolveMs: 0,
+    async resolvePoints(points: PointSpec[]) {
+      const answer = await dbg.command({ cmd: 'resolve', points });
+      this.resolveMs += answer.ms;
+      return answer.points;
+    },
   };
 }
 
 export async function armSets(
-  client: DelveClient,
+  dbg: NodeDebugger,
   sets: BreakpointSet[],
   log: Logger,
   /** The running containerd's `--version` line: entries of other versions (`versions:`) are not misses. */
   containerdVersion?: string,
 ): Promise<Armed> {
-  const resolved: ResolvedSet[] = [];
+  const resolver = agentResolver(dbg);
+  const resolved = await resolveSets(resolver, sets, {
+    ...(containerdVersion ? { containerdVersion } : {}),
+    suggest: false,
+  });
   const plan = new Map<string, Planned>();
-  for (const set of sets) {
-    const r = await resolveSet(client, set, containerdVersion ? { containerdVersion } : {});
-    resolved.push(r);
-    for (const entry of r.entries) {
+  for (const [i, set] of sets.entries()) {
+    for (const entry of resolved[i]?.entries ?? []) {
       const spec = set.entries.find((e) => e.name === entry.entry);
       if (!spec) continue;
       // Redacted expressions are never even requested from Delve.
       const record = spec.record.filter((expr) => !isRedacted(expr, spec.redact));
       for (const [index, location] of entry.locations.entries()) {
-        const key = `${location.file}:${location.line}`;
+        const key = `${location.at}:${location.addrs.join(',')}`;
         const planned = plan.get(key) ?? { location, served: [] };
         planned.served.push({ set, entry: spec, record, index });
         plan.set(key, planned);
       }
     }
   }
+  const groups = [...plan.entries()];
+  const specs: BreakpointSpec[] = groups.map(([key, { location, served }]) => {
+    const first = served[0]!;
+    const {
+      file: _f,
+      line: _l,
+      ...request
+    } = sharedBreakpointRequest(
+      served,
+      location,
+      breakpointName(first.set.name, first.entry.name, first.index),
+    );
+    return { key, addrs: location.addrs, request };
+  });
+  const created = specs.length
+    ? await dbg.command({ cmd: 'create', breakpoints: specs })
+    : { breakpoints: [], ms: 0 };
   const locations = new Map<number, ArmedLocation>();
   const breakpoints: ArmedBreakpoint[] = [];
-  for (const { location, served } of plan.values()) {
-    const first = served[0]!;
-    const bp = await client.createBreakpoint(
-      sharedBreakpointRequest(
-        served,
-        location,
-        breakpointName(first.set.name, first.entry.name, first.index),
-      ),
-    );
+  for (const [i, [, { location, served }]] of groups.entries()) {
+    const answer = created.breakpoints[i];
+    if (!answer || answer.error || answer.ids.length === 0) {
+      throw delveError(
+        `Delve refused a breakpoint at ${location.function} (${location.file}:${location.line}): ${answer?.error ?? 'no answer'}`,
+        { hint: 'Check the set with `ctrdbg sets check TARGET`.' },
+      );
+    }
     const entries = served.map(
       ({ set, entry, record, index }): ArmedBreakpoint => ({
-        id: bp.id,
+        id: answer.ids[0]!,
         name: `${set.name}/${entry.name}${index > 0 ? `#${index + 1}` : ''}`,
         set: set.name,
         entry: entry.name,
@@ -130,18 +180,27 @@ export async function armSets(
         optimized: location.optimized,
         expressions: record,
         ...(entry.condition ? { condition: entry.condition } : {}),
+        ...(location.at !== 'entry' ? { at: location.at } : {}),
+        ...(location.callee ? { callee: location.callee } : {}),
         redact: entry.redact,
+        params: entry.params,
         loadArgs: entry.loadArgs !== false,
         loadLocals: entry.loadLocals !== false,
         stack: entry.stack,
+        onlyFailures: entry.onlyFailures,
       }),
     );
     if (entries.length > 1)
       log.step(`${entries.map((e) => e.name).join(' and ')} share one breakpoint at ${location.function}`);
     if (location.optimized)
       log.warn(`${location.function} was compiled with optimisations: values may be missing`);
-    locations.set(bp.id, { id: bp.id, entries, redact: [...new Set(entries.flatMap((e) => e.redact))] });
+    const armed: ArmedLocation = {
+      id: answer.ids[0]!,
+      entries,
+      redact: [...new Set(entries.flatMap((e) => e.redact))],
+    };
+    for (const id of answer.ids) locations.set(id, { ...armed, id });
     breakpoints.push(...entries);
   }
-  return { locations, breakpoints, resolved };
+  return { locations, breakpoints, resolved, resolveMs: resolver.resolveMs, createMs: created.ms };
 }

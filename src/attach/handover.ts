@@ -117,10 +117,13 @@ export async function serveHandover(options: HandoverOptions): Promise<HandoverO
       holdStart = undefined;
     } else if (!running && holdStart === undefined) holdStart = performance.now();
   };
+  // ctrdbg's own client opens on first use; nothing here may wait before the connection listener is attached
+  // (below): a debugger that connects the moment the port is printed must not land on a server nobody serves.
   const state = async (): Promise<boolean | undefined> => {
-    if (dbg.client.closed) return undefined;
     try {
-      const s = await dbg.client.state(true, { timeoutMs: 5_000 });
+      const client = await dbg.client();
+      if (client.closed) return undefined;
+      const s = await client.state(true, { timeoutMs: 5_000 });
       observe(s.Running);
       return s.Running;
     } catch {

@@ -7,7 +7,7 @@
  * file, the hand-over port, the node (sudo, not traced, a debug build).
  */
 import { performance } from 'node:perf_hooks';
-import type { ResolvedSet } from '../breakpoints/resolve.js';
+import { type ResolvedSet, suggestMisses } from '../breakpoints/resolve.js';
 import { type BreakpointSet, findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
 import { inspectBinary } from '../debugbuild/debugInfo.js';
 import { type NodeDebugger, startNodeDebugger } from '../delve/nodeDebugger.js';
@@ -260,7 +260,7 @@ async function attach(
   const base = { target, host, probe, dbg, sets, pausedAt, manifest: state.installed?.manifest ?? null };
   let armed: Awaited<ReturnType<typeof armSets>>;
   try {
-    armed = await armSets(dbg.client, sets, log, probe.version);
+    armed = await armSets(dbg, sets, log, probe.version);
   } catch (error) {
     await dbg.stop().catch(() => undefined);
     throw error;
@@ -271,8 +271,18 @@ async function attach(
       .filter((e) => e.locations.length === 0 && e.notInVersion === undefined)
       .map((e) => ({ set: r.set, entry: e.entry, suggestions: e.suggestions })),
   );
-  const notes = [...new Set(armed.resolved.flatMap((r) => r.notes))];
+  let notes = [...new Set(armed.resolved.flatMap((r) => r.notes))];
   if (armed.locations.size === 0) {
+    // Nothing to record: containerd will be detached anyway, so the (slow) nearest-name search may run now.
+    const client = await dbg.client().catch(() => undefined);
+    if (client) {
+      await suggestMisses(client, sets, armed.resolved).catch(() => undefined);
+      notes = [...new Set(armed.resolved.flatMap((r) => r.notes))];
+      for (const u of unresolved)
+        u.suggestions =
+          armed.resolved.find((r) => r.set === u.set)?.entries.find((e) => e.entry === u.entry)
+            ?.suggestions ?? [];
+    }
     await dbg.stop().catch(() => undefined);
     throw inputError(
       `None of the functions in ${sets.map((s) => s.name).join(', ')} exist in this containerd.`,
@@ -365,7 +375,7 @@ async function record(
   let launchJson: string | undefined;
   try {
     const recording = recordHits({
-      client: a.dbg.client,
+      dbg: a.dbg,
       armed: a.locations,
       writer: a.writer,
       fieldNameRedaction: !options.noRedact,

@@ -1,21 +1,31 @@
 /**
- * Resolves breakpoint sets against the binary Delve is attached to: which candidate functions exist, where they
- * are (file:line), whether they were optimised, and — when nothing matches — the closest names the binary does
- * have. Talks to Delve only through the narrow `FunctionLocator` interface (DelveClient satisfies it), so the
- * scoring and bookkeeping are testable with a fake.
+ * Resolves breakpoint sets against the binary Delve is attached to: which candidate functions exist, where each
+ * entry's point lands (its entry, its returns, or the line after a call — file:line and addresses), whether it was
+ * optimised, and — when nothing matches — the closest names the binary does have.
+ *
+ * The lookup goes through a `PointResolver`: on a node that is the agent, next to dlv, in one round trip for every
+ * set (src/delve/nodeDebugger.ts); `locatorResolver` builds one from any `FunctionLocator` (a DelveClient, a test's
+ * fake). Suggestions for misses need `listFunctions`, which walks every function in the binary: they are asked for
+ * separately (`suggestMisses`), never while an attach holds containerd for arming.
  *
  * Every call here needs a stopped target: callers halt first and keep the window short.
  */
-import type { Breakpoint, BreakpointRequest, LoadConfig, Location } from '../delve/types.js';
+import type { PointSpec, ResolvedPoint } from '../delve/agentProtocol.js';
+import type { Breakpoint, LoadConfig, Location } from '../delve/types.js';
 import { isCtrdbgError } from '../errors.js';
 import { editDistance } from '../util/editDistance.js';
 import type { BreakpointEntry, BreakpointSet, SetLoadConfig } from './sets.js';
 import { inVersionRange } from './versions.js';
 
-/** The part of DelveClient that resolution needs. */
+/** The part of DelveClient that suggestions (and `locatorResolver`) need. */
 export interface FunctionLocator {
   listFunctions(filter: string): Promise<string[]>;
   findLocation(loc: string): Promise<Location[]>;
+}
+
+/** Looks many points up at once (the agent does it next to dlv). */
+export interface PointResolver {
+  resolvePoints(points: PointSpec[]): Promise<ResolvedPoint[]>;
 }
 
 export interface ResolvedLocation {
@@ -25,7 +35,13 @@ export interface ResolvedLocation {
   line: number;
   /** Compiled with optimisations: recorded values may be missing or wrong. */
   optimized: boolean;
+  /** Where the breakpoint goes: one or more addresses (a function returns at every RET). */
+  addrs: number[];
   pcs: number;
+  at: 'entry' | 'return' | 'after-call';
+  /** at: after-call — the callee found, and the line of the call. */
+  callee?: string;
+  callLine?: number;
 }
 
 export interface ResolvedEntry {
@@ -146,28 +162,115 @@ export function isCriFunction(name: string): boolean {
 
 const CRI_PACKAGES_FILTER = '/(pkg|internal)/cri/';
 
+/** The points one entry asks for: one per candidate function. */
+export function entryPoints(set: BreakpointSet, entry: BreakpointEntry): PointSpec[] {
+  return entry.candidates.map((candidate) => ({
+    key: pointKey(set.name, entry.name, candidate),
+    function: candidate,
+    at: entry.at,
+    ...(entry.at === 'entry' && entry.lineOffset ? { lineOffset: entry.lineOffset } : {}),
+    ...(entry.at === 'after-call' && entry.after ? { callees: entry.after } : {}),
+  }));
+}
+
+const pointKey = (set: string, entry: string, candidate: string) => `${set}\u0000${entry}\u0000${candidate}`;
+
+/** A PointResolver over a FunctionLocator: entry points and line offsets through FindLocation. */
+export function locatorResolver(locator: FunctionLocator): PointResolver {
+  return {
+    async resolvePoints(points) {
+      const out: ResolvedPoint[] = [];
+      for (const p of points) {
+        if ((p.at ?? 'entry') !== 'entry') {
+          out.push({ key: p.key, found: false, error: `${p.at} points need the node agent` });
+          continue;
+        }
+        try {
+          const [loc] = await locator.findLocation(p.function);
+          if (!loc) {
+            out.push({ key: p.key, found: false, missing: true });
+            continue;
+          }
+          const at = p.lineOffset
+            ? (await locator.findLocation(`${loc.file}:${loc.line + p.lineOffset}`))[0]
+            : loc;
+          if (!at) {
+            out.push({
+              key: p.key,
+              found: false,
+              error: `no code at ${loc.file}:${loc.line + (p.lineOffset ?? 0)} (lineOffset ${p.lineOffset} in ${p.function})`,
+            });
+            continue;
+          }
+          out.push({
+            key: p.key,
+            found: true,
+            function: at.function?.name ?? p.function,
+            file: at.file,
+            line: at.line,
+            optimized: at.function?.optimized ?? loc.function?.optimized ?? false,
+            addrs: at.pcs?.length ? at.pcs : [at.pc],
+          });
+        } catch (error) {
+          const message = isCtrdbgError(error) || error instanceof Error ? error.message : String(error);
+          out.push(
+            /could not find|not found/i.test(message)
+              ? { key: p.key, found: false, missing: true }
+              : { key: p.key, found: false, error: message },
+          );
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/** A resolver from whatever the caller has: the agent's, or one over a FunctionLocator. */
+function asResolver(source: PointResolver | FunctionLocator): PointResolver {
+  return 'resolvePoints' in source ? source : locatorResolver(source);
+}
+
 /**
- * Resolves one set. Per candidate: an anchored ListFunctions (exists?), then FindLocation for the function, then
- * for a line offset FindLocation of `file:line+offset`. Misses get suggestions from functions with the same name
- * elsewhere, or else from the same package by edit distance.
+ * Resolves several sets with one lookup of every point, then suggestions for misses when `source` can list
+ * functions (a FunctionLocator) and `suggest` is not false.
  */
+export async function resolveSets(
+  source: PointResolver | FunctionLocator,
+  sets: readonly BreakpointSet[],
+  options: ResolveOptions & { suggest?: FunctionLocator | false } = {},
+): Promise<ResolvedSet[]> {
+  const points = sets.flatMap((set) => set.entries.flatMap((entry) => entryPoints(set, entry)));
+  const byKey = new Map((await asResolver(source).resolvePoints(points)).map((p) => [p.key, p]));
+  const resolved = sets.map((set) => interpretSet(set, byKey, options));
+  const locator =
+    options.suggest === false
+      ? undefined
+      : (options.suggest ?? ('listFunctions' in source ? source : undefined));
+  if (locator) await suggestMisses(locator, sets, resolved);
+  return resolved;
+}
+
+/** Resolves one set (see resolveSets). */
 export async function resolveSet(
-  locator: FunctionLocator,
+  source: PointResolver | FunctionLocator,
   set: BreakpointSet,
-  options: ResolveOptions = {},
+  options: ResolveOptions & { suggest?: FunctionLocator | false } = {},
 ): Promise<ResolvedSet> {
+  const [resolved] = await resolveSets(source, [set], options);
+  return resolved as ResolvedSet;
+}
+
+function interpretSet(
+  set: BreakpointSet,
+  byKey: Map<string, ResolvedPoint>,
+  options: ResolveOptions,
+): ResolvedSet {
   const notes: string[] = [];
-  const entries: ResolvedEntry[] = [];
   if (set.process !== 'containerd')
     notes.push(
-      `the set's functions run in ${set.process}, a separate process from containerd; attach to it instead`,
+      `the set's functions run in ${set.process}, a separate process from containerd; attach follows it with --with-shim`,
     );
-  // One anchored alternation for the whole set: each ListFunctions scans every function in the binary, and all
-  // of this happens while containerd is halted.
-  const all = [...new Set(set.entries.flatMap((e) => e.candidates))];
-  const present = new Set(await locator.listFunctions(`^(${all.map(goRegexpQuote).join('|')})$`));
-  let criPresent: boolean | undefined;
-  for (const entry of set.entries) {
+  const entries = set.entries.map((entry): ResolvedEntry => {
     const resolved: ResolvedEntry = {
       set: set.name,
       entry: entry.name,
@@ -177,18 +280,22 @@ export async function resolveSet(
       errors: [],
     };
     for (const candidate of entry.candidates) {
-      if (!present.has(candidate)) {
-        resolved.missing.push(candidate);
-        continue;
-      }
-      try {
-        resolved.locations.push(await locate(locator, candidate, entry.lineOffset));
-      } catch (error) {
-        resolved.errors.push({
+      const p = byKey.get(pointKey(set.name, entry.name, candidate));
+      if (!p || p.missing) resolved.missing.push(candidate);
+      else if (!p.found) resolved.errors.push({ candidate, message: p.error ?? 'not found' });
+      else
+        resolved.locations.push({
           candidate,
-          message: isCtrdbgError(error) || error instanceof Error ? error.message : String(error),
+          function: p.function ?? candidate,
+          file: p.file ?? '',
+          line: p.line ?? 0,
+          optimized: p.optimized ?? false,
+          addrs: p.addrs ?? [],
+          pcs: p.addrs?.length ?? 0,
+          at: entry.at,
+          ...(p.callee ? { callee: p.callee } : {}),
+          ...(p.callLine ? { callLine: p.callLine } : {}),
         });
-      }
     }
     const version = options.containerdVersion;
     if (
@@ -196,28 +303,10 @@ export async function resolveSet(
       entry.versions &&
       version &&
       !inVersionRange(version, entry.versions)
-    ) {
+    )
       resolved.notInVersion = entry.versions;
-    } else if (resolved.locations.length === 0) {
-      let explained = false;
-      if (entry.candidates.every(isCriFunction)) {
-        criPresent ??= (await locator.listFunctions(CRI_PACKAGES_FILTER)).length > 0;
-        if (!criPresent) {
-          explained = true;
-          const note =
-            'no CRI in this binary: no pkg/cri or internal/cri package (containerd built without the CRI plugin, ' +
-            "e.g. Debian bookworm's 1.6.20 and the default lab); use lab-create or tasks-create, or the CRI lab (ctrdbg lab up --cri)";
-          if (!notes.includes(note)) notes.push(note);
-        }
-      }
-      // Without CRI, same-named methods elsewhere (an OpenTelemetry `Start`) would only mislead; the nearest
-      // names worth showing are containerd's own services, which the CRI plugin calls into.
-      resolved.suggestions = explained
-        ? await suggestServices(locator, entry.candidates)
-        : await suggest(locator, entry.candidates);
-    }
-    entries.push(resolved);
-  }
+    return resolved;
+  });
   return {
     set: set.name,
     entries,
@@ -226,20 +315,41 @@ export async function resolveSet(
   };
 }
 
-async function locate(locator: FunctionLocator, fn: string, lineOffset: number): Promise<ResolvedLocation> {
-  const [loc] = await locator.findLocation(fn);
-  if (!loc) throw new Error(`Delve found no location for ${fn}`);
-  const at = lineOffset === 0 ? loc : (await locator.findLocation(`${loc.file}:${loc.line + lineOffset}`))[0];
-  if (!at)
-    throw new Error(`no code at ${loc.file}:${loc.line + lineOffset} (lineOffset ${lineOffset} in ${fn})`);
-  return {
-    candidate: fn,
-    function: at.function?.name ?? fn,
-    file: at.file,
-    line: at.line,
-    optimized: at.function?.optimized ?? loc.function?.optimized ?? false,
-    pcs: at.pcs?.length ?? (at.pc ? 1 : 0),
-  };
+/**
+ * Fills in the closest names for entries that resolved to nothing, and explains a binary without CRI. Walks the
+ * binary's functions (ListFunctions): not for the window in which an attach holds containerd to arm.
+ */
+export async function suggestMisses(
+  locator: FunctionLocator,
+  sets: readonly BreakpointSet[],
+  resolved: ResolvedSet[],
+): Promise<void> {
+  let criPresent: boolean | undefined;
+  for (const [i, set] of sets.entries()) {
+    const result = resolved[i];
+    if (!result) continue;
+    for (const entry of result.entries) {
+      if (entry.locations.length > 0 || entry.notInVersion !== undefined || entry.errors.length > 0) continue;
+      const spec = set.entries.find((e) => e.name === entry.entry);
+      if (!spec) continue;
+      let explained = false;
+      if (spec.candidates.every(isCriFunction)) {
+        criPresent ??= (await locator.listFunctions(CRI_PACKAGES_FILTER)).length > 0;
+        if (!criPresent) {
+          explained = true;
+          const note =
+            'no CRI in this binary: no pkg/cri or internal/cri package (containerd built without the CRI plugin, ' +
+            "e.g. Debian bookworm's 1.6.20 and the default lab); use lab-create or tasks-create, or the CRI lab (ctrdbg lab up --cri)";
+          if (!result.notes.includes(note)) result.notes.push(note);
+        }
+      }
+      // Without CRI, same-named methods elsewhere (an OpenTelemetry `Start`) would only mislead; the nearest
+      // names worth showing are containerd's own services, which the CRI plugin calls into.
+      entry.suggestions = explained
+        ? await suggestServices(locator, spec.candidates)
+        : await suggest(locator, spec.candidates);
+    }
+  }
 }
 
 async function suggest(locator: FunctionLocator, candidates: readonly string[]): Promise<string[]> {
@@ -299,12 +409,11 @@ async function suggestServices(locator: FunctionLocator, candidates: readonly st
 
 /** Resolves several sets; this is what `ctrdbg sets check TARGET` prints. The target must be halted. */
 export async function checkSets(
-  locator: FunctionLocator,
+  source: PointResolver | FunctionLocator,
   sets: readonly BreakpointSet[],
-  options: ResolveOptions = {},
+  options: ResolveOptions & { suggest?: FunctionLocator | false } = {},
 ): Promise<SetsCheck> {
-  const resolved: ResolvedSet[] = [];
-  for (const set of sets) resolved.push(await resolveSet(locator, set, options));
+  const resolved = await resolveSets(source, sets, options);
   const entries = resolved.flatMap((s) => s.entries);
   const locations = entries.flatMap((e) => e.locations);
   return {
@@ -340,30 +449,6 @@ export function breakpointName(set: string, entry: string, index: number): strin
       .map((w) => w[0]!.toUpperCase() + w.slice(1))
       .join('');
   return `ctrdbg${pascal(set)}${pascal(entry)}${index > 0 ? String(index + 1) : ''}`;
-}
-
-/**
- * The CreateBreakpoint request for one resolved location of an entry. Values are captured by Delve at the stop
- * (`variables`, `LoadArgs`, `LoadLocals`, `stacktrace`, `goroutine`), so a hit costs one round trip.
- */
-export function toBreakpointRequest(
-  entry: BreakpointEntry,
-  location: ResolvedLocation,
-  name: string,
-  options: { tracepoint?: boolean } = {},
-): BreakpointRequest {
-  return {
-    name,
-    file: location.file,
-    line: location.line,
-    Cond: entry.condition,
-    continue: options.tracepoint ?? false,
-    goroutine: entry.goroutine,
-    stacktrace: entry.stack,
-    variables: entry.record,
-    LoadArgs: toLoadConfig(entry.loadArgs),
-    LoadLocals: toLoadConfig(entry.loadLocals),
-  };
 }
 
 /** Clears breakpoints ctrdbg created (positive ids only: Delve's own -1/-2 panic/throw breakpoints stay). */

@@ -48,24 +48,33 @@ const entrySchema = z.strictObject({
   description: z.string().optional(),
   /** Every candidate that exists in the binary is armed; the others are reported, not fatal. */
   candidates: z.array(functionName).min(1, 'needs at least one candidate function'),
+  /**
+   * Where in the function to stop: its entry (plus `lineOffset` lines), every return (`return`: the results are
+   * recorded), or the line after its first call to one of `after` (`after-call`), found from the binary's code.
+   */
+  at: z.enum(['entry', 'return', 'after-call']).default('entry'),
+  /** at: after-call — the function called, by its names across versions, like `candidates`. */
+  after: z.array(functionName).min(1, 'needs at least one callee').optional(),
+  /** at: return — record only the returns whose error result (the last) is not nil. */
+  onlyFailures: z.boolean().default(false),
   /** Lines into the function body (0 = entry, where only parameters are assigned). */
   lineOffset: z.number().int().min(0).max(10_000).default(0),
   /** A Delve condition expression; empty = always stop. */
   condition: z.string().default(''),
   /** Expressions evaluated at each hit (Delve loads them with its fixed config: depth 1, strings ≤ 64 bytes). */
   record: z.array(z.string().min(1)).default([]),
-  loadArgs: z.union([z.literal(false), loadConfig]).default({
-    depth: 1,
-    maxString: 64,
-    maxArray: 16,
-    maxStructFields: -1,
-    followPointers: true,
-  }),
+  /**
+   * Parameters to record by name, loaded like `record` expressions (depth 1): the lean way to see a request
+   * without the method's receiver. A receiver is recorded only when named here (or by loadArgs).
+   */
+  params: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a parameter name')).default([]),
+  /** Every argument, the receiver included, with this configuration (costly on big receivers); false = none. */
+  loadArgs: z.union([z.literal(false), loadConfig]).default(false),
   loadLocals: z.union([z.literal(false), loadConfig]).default(false),
-  /** Stack frames recorded per hit; 0 = none. */
-  stack: z.number().int().min(0).max(100).default(10),
-  /** Record the goroutine (id, start location) at each hit. */
-  goroutine: z.boolean().default(true),
+  /** Stack frames recorded per hit; 0 = none. Each frame costs a stack walk while containerd is stopped. */
+  stack: z.number().int().min(0).max(100).default(0),
+  /** Record the goroutine (id, start location) at each hit; its id is always recorded. */
+  goroutine: z.boolean().default(false),
   /** Expressions (paths such as `r.Auth`) whose values are never recorded, in args, locals or record. */
   redact: z.array(z.string().min(1)).default([]),
   /**
@@ -196,6 +205,34 @@ function checkSemantics(
           `"${expr}" is redacted in this entry and can never be recorded; remove it from record`,
         );
     });
+    entry.params.forEach((param, j) => {
+      if (isRedacted(param, entry.redact))
+        at(
+          nodeAt(root, ['entries', i, 'params', j])?.range?.[0],
+          `parameter "${param}" is redacted in this entry and can never be recorded; remove it from params`,
+        );
+    });
+    const entryNode = nodeAt(root, ['entries', i]);
+    if (entry.at === 'after-call' && !entry.after)
+      at(
+        entryNode?.range?.[0],
+        `entry "${entry.name}" is at: after-call but names no callee: add after: [...]`,
+      );
+    if (entry.at !== 'after-call' && entry.after)
+      at(
+        keyNodeAt(entryNode, 'after')?.range?.[0],
+        `"after" only applies to at: after-call (entry "${entry.name}" is at: ${entry.at})`,
+      );
+    if (entry.onlyFailures && entry.at !== 'return')
+      at(
+        keyNodeAt(entryNode, 'onlyFailures')?.range?.[0],
+        `"onlyFailures" only applies to at: return (a call's error is known when it returns)`,
+      );
+    if (entry.at !== 'entry' && entry.lineOffset)
+      at(
+        keyNodeAt(entryNode, 'lineOffset')?.range?.[0],
+        `"lineOffset" only applies to at: entry; at: ${entry.at} places the point itself`,
+      );
   });
 }
 

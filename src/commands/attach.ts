@@ -1,5 +1,6 @@
 /** `ctrdbg attach` and `ctrdbg sets check`: rendering around src/record/attachSession.ts. */
 
+import { agentResolver } from '../attach/arm.js';
 import { type AttachOptions, type AttachResult, runAttach } from '../attach/run.js';
 import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
@@ -102,7 +103,11 @@ export async function setsCheckCommand(
     });
     let check: SetsCheck;
     try {
-      check = await checkSets(dbg.client, sets, { containerdVersion: probe.version });
+      // Points are looked up by the agent next to dlv; the nearest names for misses through ctrdbg's own client.
+      check = await checkSets(agentResolver(dbg), sets, {
+        containerdVersion: probe.version,
+        suggest: await dbg.client(),
+      });
     } finally {
       const stopped = await dbg.stop();
       if (!stopped.detached) log.warn(`detach: ${stopped.errors.join('; ')}`);

@@ -5,9 +5,24 @@
  * `ctrdbg-agent protocol` prints, so the two sides cannot drift apart again.
  */
 
-export const AGENT_PROTOCOL_VERSION = 2;
+export const AGENT_PROTOCOL_VERSION = 3;
 
-export const AGENT_EVENTS = ['ready', 'error', 'exit', 'relay'] as const;
+export const AGENT_EVENTS = [
+  'ready',
+  'error',
+  'exit',
+  'relay',
+  'resolved',
+  'created',
+  'recording',
+  'hit',
+  'dropped',
+  'failed',
+  'followed',
+] as const;
+
+/** Commands ctrdbg sends on the watchdog's stdin, one JSON object per line (its end still means "ctrdbg is gone"). */
+export const AGENT_COMMANDS = ['resolve', 'create', 'record', 'stop'] as const;
 
 /** What became of dlv when the watchdog ended. Whether the target is still traced is `ExitEvent.target`. */
 export const AGENT_EXIT_REASONS = ['detached', 'terminated', 'dlv-exited', 'dlv-left-running'] as const;
@@ -31,12 +46,163 @@ export interface ReadyEvent {
   targetPid: number;
   agentVersion: string;
   protocolVersion: number;
+  /** Delve's version number ("1.20.2") and API version (2), as dlv reported them. */
+  delveVersion: string;
+  apiVersion: number;
+  /** dlv's own attach: from its start until it listened (the process is stopped from its attach on). */
+  dlvAttachMs: number;
+}
+
+/** Delve's LoadConfig (service/api/types.go). */
+export interface AgentLoadConfig {
+  FollowPointers: boolean;
+  MaxVariableRecurse: number;
+  MaxStringLen: number;
+  MaxArrayValues: number;
+  MaxStructFields: number;
+}
+
+/** One place to look up: a function's entry (plus lines), its returns, or the line after a call it makes. */
+export interface PointSpec {
+  key: string;
+  function: string;
+  at?: 'entry' | 'return' | 'after-call';
+  lineOffset?: number;
+  callees?: string[];
+}
+
+export interface ResolvedPoint {
+  key: string;
+  found: boolean;
+  function?: string;
+  file?: string;
+  line?: number;
+  optimized?: boolean;
+  addrs?: number[];
+  /** after-call: which callee matched, and the line of the call. */
+  callee?: string;
+  callLine?: number;
+  /** The function is not in this binary. */
+  missing?: boolean;
+  /** It is, but the point could not be placed. */
+  error?: string;
+}
+
+/** One Delve breakpoint to create: `request` (an api.Breakpoint without its place) at each address. */
+export interface BreakpointSpec {
+  key: string;
+  addrs?: number[];
+  file?: string;
+  line?: number;
+  request: Record<string, unknown>;
+}
+
+export interface CreatedBreakpoint {
+  key: string;
+  ids: number[];
+  error?: string;
+}
+
+export type AgentCommand =
+  | { cmd: 'resolve'; id: number; points: PointSpec[] }
+  | { cmd: 'create'; id: number; breakpoints: BreakpointSpec[] }
+  | {
+      cmd: 'record';
+      id: number;
+      maxHits?: number;
+      returnInfo?: AgentLoadConfig;
+      rearmAfter?: number;
+      follow?: { breakpoints: number[]; socket: string; points: PointSpec[]; create: BreakpointSpec[] };
+    }
+  | { cmd: 'stop'; id: number };
+
+export interface ResolvedEvent {
+  event: 'resolved';
+  id: number;
+  pid: number;
+  points: ResolvedPoint[];
+  ms: number;
+}
+
+export interface CreatedEvent {
+  event: 'created';
+  id: number;
+  pid: number;
+  breakpoints: CreatedBreakpoint[];
+  ms: number;
+}
+
+export interface FailedEvent {
+  event: 'failed';
+  id: number;
+  cmd: string;
+  message: string;
+}
+
+export interface RecordingEvent {
+  event: 'recording';
+  state: 'started' | 'stopped';
+  pid: number;
+  /** started: how long the process has been stopped since dlv attached, and dlv's own attach. */
+  pausedMs?: number;
+  dlvAttachMs?: number;
+  /** stopped: */
+  reason?: 'max-hits' | 'stopped' | 'exited' | 'error';
+  message?: string;
+  hits?: number;
+  stops?: number;
+  dropped?: number;
+  maxHoldUs?: number;
+  totalHoldUs?: number;
+  rearms?: number;
+  perBreakpoint?: Record<string, number>;
+}
+
+/** One thread stopped at one of ctrdbg's breakpoints: Delve's api.Thread (minus hit counts), the id ctrdbg created. */
+export interface HitEvent {
+  event: 'hit';
+  pid: number;
+  bp: number;
+  stop: number;
+  /** ms since the recording started, on the node's clock. */
+  t: number;
+  wall: string;
+  /** How long the process stayed stopped at this stop (µs). */
+  holdUs: number;
+  thread: unknown;
+}
+
+/** Hits the agent could not queue because ctrdbg did not read fast enough. */
+export interface DroppedEvent {
+  event: 'dropped';
+  count: number;
+  perBreakpoint: Record<string, number>;
+}
+
+/** A shim the agent attached to while containerd was held at a follow breakpoint (or could not). */
+export interface FollowedEvent {
+  event: 'followed';
+  pid: number;
+  binary: string;
+  id?: string;
+  error?: string;
+  heldMs: number;
 }
 
 export interface ErrorEvent {
   event: 'error';
   message: string;
   tracerPid?: number;
+}
+
+export interface FollowedExit {
+  pid: number;
+  binary: string;
+  reason: AgentExitReason;
+  cleared: number;
+  target: TargetState;
+  dlvError?: string;
+  message?: string;
 }
 
 export interface ExitEvent {
@@ -50,6 +216,8 @@ export interface ExitEvent {
   dlvPid?: number;
   dlvError?: string;
   message?: string;
+  /** The shims the agent followed, and how each was left. */
+  followed?: FollowedExit[];
 }
 
 export interface RelayNotice {
@@ -62,7 +230,18 @@ export interface RelayNotice {
   message?: string;
 }
 
-export type AgentEvent = ReadyEvent | ErrorEvent | ExitEvent | RelayNotice;
+export type AgentEvent =
+  | ReadyEvent
+  | ErrorEvent
+  | ExitEvent
+  | RelayNotice
+  | ResolvedEvent
+  | CreatedEvent
+  | FailedEvent
+  | RecordingEvent
+  | HitEvent
+  | DroppedEvent
+  | FollowedEvent;
 
 /** Parses one line the agent wrote; undefined for anything that is not one of its events (log lines). */
 export function parseAgentLine(line: string): AgentEvent | undefined {

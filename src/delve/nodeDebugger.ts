@@ -1,32 +1,40 @@
 /**
  * Delve on the node, reached over SSH, with containerd's safety tied to the SSH connection:
  *
- *   sudo ctrdbg-agent dlv --pid P --listen 127.0.0.1:0 -- dlv     (exec channel #1: the watchdog)
- *   sudo ctrdbg-agent relay 127.0.0.1:PORT                        (exec channel #2..n: one per RPC client)
+ *   sudo ctrdbg-agent dlv --pid P --listen 127.0.0.1:0 -- dlv     (exec channel #1: the watchdog and the recorder)
+ *   sudo ctrdbg-agent relay 127.0.0.1:PORT                        (exec channel #2..n: one per debugger client)
  *
- * dlv listens on the node's loopback only. Clients reach it through a root relay rather than an SSH port
- * forward because Delve's same-user check (kept on) refuses loopback connections from another UNIX user,
- * which is what sshd's forwarded connections are (the login user, not root). The relay also keeps every client
- * from killing or restarting containerd (node-agent/relay.go). When channel #1 closes — our exit, a killed
- * client, a dropped connection — the agent clears every breakpoint and detaches without killing containerd.
- * Installing the agent and dlv on the node is src/deploy/nodeTools.ts.
+ * The agent does the work that must not wait for the SSH link: it resolves and creates breakpoints next to dlv, and
+ * runs the recording loop itself, streaming hits back (commands on its stdin, events on its stdout; the protocol is
+ * src/delve/agentProtocol.ts). dlv listens on the node's loopback only. Debugger clients (`dlv connect`, VS Code,
+ * ctrdbg's own for the hand-over and `sets check`) reach it through a root relay rather than an SSH port forward:
+ * Delve's same-user check (kept on) refuses loopback connections from another UNIX user, which is what sshd's
+ * forwarded connections are; the relay also keeps every client from killing or restarting containerd
+ * (node-agent/relay.go). When channel #1 closes — our exit, a killed client, a dropped connection — the agent stops
+ * the loop, clears every breakpoint and detaches without killing anything. Installing the agent and dlv on the node
+ * is src/deploy/nodeTools.ts.
  */
 import type { Duplex } from 'node:stream';
-import { parseDelveVersion } from '../debugbuild/debugInfo.js';
 import { delveError, nodeError } from '../errors.js';
 import type { RemoteHost, RemoteProcess } from '../nodes/remoteHost.js';
 import type { Logger } from '../util/output.js';
 import { shellJoin } from '../util/shell.js';
 import {
+  type AgentCommand,
   type AgentEvent,
   agentLineReader,
+  type CreatedEvent,
+  type DroppedEvent,
   type ExitEvent,
   exitLeftTargetDetached,
+  type FollowedEvent,
+  type HitEvent,
   type ReadyEvent,
+  type RecordingEvent,
   type RelayNotice,
+  type ResolvedEvent,
 } from './agentProtocol.js';
-import type { DelveClient } from './rpcClient.js';
-import { delveClientFromStream } from './rpcClient.js';
+import { type DelveClient, delveClientFromStream } from './rpcClient.js';
 
 /** One raw connection to dlv through a relay, and what the relay reports about its client's requests. */
 export interface DebuggerStream {
@@ -37,20 +45,46 @@ export interface DebuggerStream {
   closed: Promise<void>;
 }
 
+/** What the agent's recording loop reports: every hit, dropped hits, and its start and end. */
+export interface RecordingListeners {
+  onHit(hit: HitEvent): void;
+  onRecording(event: RecordingEvent): void;
+  onDropped?(event: DroppedEvent): void;
+  onFollowed?(event: FollowedEvent): void;
+}
+
+type Answer<C extends AgentCommand['cmd']> = C extends 'resolve'
+  ? ResolvedEvent
+  : C extends 'create'
+    ? CreatedEvent
+    : undefined;
+
+type CommandBody = AgentCommand extends infer C ? (C extends { id: number } ? Omit<C, 'id'> : never) : never;
+
 export interface NodeDebugger {
-  client: DelveClient;
   /** dlv's loopback address on the node, e.g. "127.0.0.1:41235". */
   listen: string;
   dlvPid: number;
   pid: number;
   delveVersion: string;
+  /** dlv's own attach (start → listening), as the agent measured it. */
+  dlvAttachMs: number;
+  /**
+   * Sends a command to the agent; resolve and create answer with their event, record and stop at once (their
+   * outcome arrives as recording events). A `failed` answer rejects.
+   */
+  command<B extends CommandBody>(body: B, timeoutMs?: number): Promise<Answer<B['cmd']>>;
+  /** Listens to the recording loop's events (several listeners may listen). */
+  subscribe(listeners: RecordingListeners): () => void;
+  /** ctrdbg's own Delve client, through a relay, opened on first use (the hand-over, `sets check`). */
+  client(): Promise<DelveClient>;
   /** A new raw stream to dlv through a relay (for a second client such as `dlv connect` or VS Code). */
   openStream(): Promise<DebuggerStream>;
   /**
-   * Ends the session without killing containerd: a Detach through our relay, which the relay carries out as the
-   * safe detach (halt if running, clear every breakpoint, settle pending traps, Detach{Kill:false}); then, whatever
-   * happened, the watchdog's stdin is closed, which makes the agent do the same on the node if it is still needed.
-   * `detached` comes from /proc on the node (TracerPid 0), as the agent reports it.
+   * Ends the session without killing containerd: the recording loop is stopped, then the watchdog's stdin is
+   * closed, and the agent leaves every process the safe way (halt if running, clear every breakpoint, settle
+   * pending traps, Detach{Kill:false}; SIGTERM to dlv only as the fallback). `detached` comes from /proc on the
+   * node (TracerPid 0), as the agent reports it.
    */
   stop(): Promise<{
     detached: boolean;
@@ -84,10 +118,11 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
     '127.0.0.1:0',
     '--log-file',
     logFile,
+    // dlv's own debugger log costs time at every stop and grows fast: only when asked for.
+    ...(process.env.CTRDBG_DEBUG ? ['--log-dlv'] : []),
     '--',
     dlvPath,
   ]);
-  log.debug(`node: sudo ${command}`);
   const agent = await host.spawn(command, { sudo: true });
   let stderr = '';
   agent.stderr.on('data', (d: Buffer) => {
@@ -97,6 +132,9 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
   const lostListeners: ((reason: string) => void)[] = [];
   let stopping = false;
   let exitEvent: ExitEvent | undefined;
+  let exited = false;
+  const answers = new Map<number, { resolve: (e: AgentEvent) => void; reject: (e: Error) => void }>();
+  const recordingListeners = new Set<RecordingListeners>();
 
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
   const ready = new Promise<ReadyEvent>((resolve, reject) => {
@@ -112,23 +150,54 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
     agent.stream.on(
       'data',
       agentLineReader((e: AgentEvent) => {
-        if (e.event === 'ready') {
-          clearTimeout(timer);
-          resolve(e);
-        } else if (e.event === 'error') {
-          clearTimeout(timer);
-          reject(
-            delveError(`dlv could not attach to containerd (pid ${pid}): ${e.message}`, {
-              hint: hintFor(e.message, stderr),
-            }),
-          );
-        } else if (e.event === 'exit') {
-          exitEvent = e;
+        switch (e.event) {
+          case 'ready':
+            clearTimeout(timer);
+            resolve(e);
+            break;
+          case 'error':
+            clearTimeout(timer);
+            reject(
+              delveError(`dlv could not attach to containerd (pid ${pid}): ${e.message}`, {
+                hint: hintFor(e.message, stderr),
+              }),
+            );
+            break;
+          case 'exit':
+            exitEvent = e;
+            break;
+          case 'resolved':
+          case 'created':
+          case 'failed': {
+            const waiting = answers.get(e.id);
+            answers.delete(e.id);
+            if (!waiting) break;
+            if (e.event === 'failed')
+              waiting.reject(delveError(`The agent could not ${e.cmd}: ${e.message}`));
+            else waiting.resolve(e);
+            break;
+          }
+          case 'hit':
+            for (const l of recordingListeners) l.onHit(e);
+            break;
+          case 'recording':
+            for (const l of recordingListeners) l.onRecording(e);
+            break;
+          case 'dropped':
+            for (const l of recordingListeners) l.onDropped?.(e);
+            break;
+          case 'followed':
+            for (const l of recordingListeners) l.onFollowed?.(e);
+            break;
         }
       }),
     );
     void agent.exited.then(({ code }) => {
+      exited = true;
       clearTimeout(timer);
+      for (const w of answers.values())
+        w.reject(delveError(`the agent on the node exited (${code}) before it answered`));
+      answers.clear();
       reject(
         delveError(`dlv exited on the node before it was ready (exit ${code}).`, {
           hint: hintFor('', stderr),
@@ -143,6 +212,9 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
     agent.end();
     throw nodeError(`The agent reported a non-loopback address (${listen}); refusing to use it.`);
   }
+  if (readyEvent.apiVersion !== 2)
+    throw delveError(`dlv on the node speaks API v${readyEvent.apiVersion}, not v2.`);
+
   const relays: RemoteProcess[] = [];
   // Set once a relay carried out a client's request to end the session: dlv is detached and exiting.
   let relayDetached: RelayNotice | undefined;
@@ -165,22 +237,51 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
       closed: relay.exited.then(() => undefined),
     };
   };
-  const own = await openStream();
-  const client = delveClientFromStream(own.stream, {
-    endpoint: `${host.endpoint.label} ${listen}`,
-    logger: log,
-  });
-  const version = await client.getVersion();
-  if (version.APIVersion !== 2)
-    throw delveError(`dlv on the node speaks API v${version.APIVersion}, not v2.`);
+  let ownClient: Promise<DelveClient> | undefined;
+  let nextId = 1;
 
   return {
-    client,
     listen,
     dlvPid: readyEvent.dlvPid,
     pid,
-    // DelveVersion is dlv's whole banner ("Version: 1.20.2\nBuild: …"); keep the number.
-    delveVersion: parseDelveVersion(version.DelveVersion) ?? version.DelveVersion.split('\n')[0] ?? '',
+    delveVersion: readyEvent.delveVersion,
+    dlvAttachMs: readyEvent.dlvAttachMs,
+    command(body, timeoutMs = 120_000) {
+      if (exited) return Promise.reject(delveError('the agent on the node is gone'));
+      const id = nextId++;
+      const line = `${JSON.stringify({ ...body, id })}\n`;
+      const answered = body.cmd === 'resolve' || body.cmd === 'create';
+      const done = answered
+        ? new Promise<AgentEvent>((resolve, reject) => {
+            const timer = setTimeout(() => {
+              answers.delete(id);
+              reject(delveError(`The agent did not answer ${body.cmd} within ${timeoutMs / 1000} s.`));
+            }, timeoutMs);
+            answers.set(id, {
+              resolve: (e) => {
+                clearTimeout(timer);
+                resolve(e);
+              },
+              reject: (e) => {
+                clearTimeout(timer);
+                reject(e);
+              },
+            });
+          })
+        : Promise.resolve(undefined);
+      agent.stream.write(line);
+      return done as Promise<never>;
+    },
+    subscribe(listeners) {
+      recordingListeners.add(listeners);
+      return () => recordingListeners.delete(listeners);
+    },
+    client() {
+      ownClient ??= openStream().then((s) =>
+        delveClientFromStream(s.stream, { endpoint: `${host.endpoint.label} ${listen}`, logger: log }),
+      );
+      return ownClient;
+    },
     openStream,
     onLost(listener) {
       lostListeners.push(listener);
@@ -188,24 +289,18 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
     async stop() {
       stopping = true;
       const errors: string[] = [];
-      // Nothing to detach when a relay did it already (a hand-over client's `exit`) or dlv is gone.
-      if (!client.closed && !relayDetached && !exitEvent) {
-        try {
-          // The relay turns this into the safe detach (node-agent/cleanup.go).
-          await client.detach(false, { timeoutMs: 60_000 });
-        } catch (error) {
-          errors.push(`detach through the relay: ${(error as Error).message}`);
-        }
-        client.close();
-      }
+      if (ownClient) (await ownClient.catch(() => undefined))?.close();
       for (const relay of relays) relay.end();
-      // Closing stdin makes the agent clean up on its own if the detach did not happen, then exit.
-      agent.end();
+      // The agent stops its loop, clears, settles and detaches (unless a relay did already), then exits.
+      if (!exited) {
+        agent.stream.write(`${JSON.stringify({ cmd: 'stop', id: nextId++ })}\n`);
+        agent.end();
+      }
       const timeout = new Promise<'timeout'>((resolve) =>
-        setTimeout(() => resolve('timeout'), 45_000).unref(),
+        setTimeout(() => resolve('timeout'), 60_000).unref(),
       );
       const outcome = await Promise.race([agent.exited, timeout]);
-      if (outcome === 'timeout') errors.push('the agent did not exit within 45 s');
+      if (outcome === 'timeout') errors.push('the agent did not exit within 60 s');
       const exit = exitEvent;
       if (exit?.reason === 'dlv-left-running')
         errors.push(exit.message ?? `dlv (pid ${exit.dlvPid}) is still running on the node`);
@@ -215,6 +310,12 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
             ? `containerd is still traced by pid ${exit.target.tracerPid} after the agent's ${exit.reason}`
             : `containerd (pid ${pid}) is gone after the agent's ${exit.reason}`,
         );
+      for (const f of exit?.followed ?? []) {
+        if (!f.target.alive || f.target.tracerPid !== 0)
+          errors.push(
+            `the shim ${f.pid} (${f.binary}) is ${f.target.alive ? `still traced by pid ${f.target.tracerPid}` : 'gone'} after the agent's ${f.reason}`,
+          );
+      }
       return {
         detached: exitLeftTargetDetached(exit),
         cleared: Math.max(relayDetached?.cleared ?? 0, exit?.cleared ?? 0),

@@ -1,38 +1,33 @@
 /**
- * The recording loop: continue → a stop with the values Delve captured at the hit (one round trip) →
- * continue again at once → write the hit while containerd runs. Every thread stopped at one of our
- * breakpoints is a hit (concurrent callers stop together). The loop never leaves containerd stopped by
- * choice: it ends on abort (halted, then the caller clears and detaches) or at --max-hits (already stopped).
+ * Recording, ctrdbg's side: the loop itself runs on the node, in the agent (node-agent/recorder.go: continue →
+ * a stop with the values Delve captured → continue again at once), and streams each hit here, where it becomes a
+ * hit record — attributed to every entry its breakpoint serves, redacted — and is written to the recording while
+ * containerd runs. containerd never waits for this side: the agent queues hits within a bound and counts, never
+ * hides, what it could not queue. The loop ends at --max-hits (containerd stays stopped there, for the hand-over
+ * or the detach), when asked to stop, or when containerd exits.
  */
 import { performance } from 'node:perf_hooks';
-import type { DelveClient } from '../delve/rpcClient.js';
+import type { HitEvent, RecordingEvent } from '../delve/agentProtocol.js';
+import type { NodeDebugger } from '../delve/nodeDebugger.js';
+import type { Thread, Variable } from '../delve/types.js';
 import { nodeError } from '../errors.js';
 import type { HitRecord, RecordedBreakpoint, RecordedExpression } from '../recording/format.js';
 import type { RecordingWriter } from '../recording/writer.js';
-import {
-  convertStack,
-  convertVariable,
-  convertVariables,
-  type StoppedThread,
-  stoppedThreads,
-} from './delveValues.js';
+import { convertStack, convertVariable, convertVariables, type StoppedThread } from './delveValues.js';
 import { type RedactionRules, redactExpressions, redactValues } from './redact.js';
 
-/**
- * How long an ended recording waits for a natural stop before halting (see recordHits). Short: a halt that
- * does meet a natural stop leaves a SIGTRAP pending, and the agent's safe detach absorbs that before it detaches
- * (settleAndStop in node-agent/cleanup.go); the wait only makes that rarer.
- */
-export const ABORT_GRACE_MS = 250;
-
-/** One set entry armed at a location: what it records there. */
+/** One set entry armed at a place: what it records there. */
 export interface ArmedBreakpoint extends RecordedBreakpoint {
   /** Set-level redaction paths for this entry. */
   redact: string[];
-  /** Whether the entry asked for parameters / locals, and how many stack frames. */
+  /** Parameters recorded by name (captured as expressions, written as arguments). */
+  params: string[];
+  /** Whether the entry asked for every argument / the locals, and how many stack frames. */
   loadArgs: boolean;
   loadLocals: boolean;
   stack: number;
+  /** at: return — keep only the returns whose error result is not nil. */
+  onlyFailures: boolean;
 }
 
 /**
@@ -49,146 +44,164 @@ export interface ArmedLocation {
 }
 
 export interface RecordOptions {
-  client: DelveClient;
+  dbg: Pick<NodeDebugger, 'command' | 'subscribe' | 'onLost'>;
   armed: Map<number, ArmedLocation>;
   writer?: RecordingWriter | undefined;
   fieldNameRedaction: boolean;
   maxHits?: number | undefined;
   signal: AbortSignal;
-  /** performance.now() at the session's start: hit times are relative to it. */
+  /** performance.now() at the recording's start: hit times are relative to it. */
   startedAt: number;
+  /** Re-create a breakpoint after this many distinct goroutines hit it (keeps Delve's answers from growing). */
+  rearmAfter?: number;
   onHit?: (hit: HitRecord) => void;
   onPanic?: (what: string) => void;
+  onDropped?: (count: number) => void;
 }
 
 export interface RecordOutcome {
   hits: number;
   perBreakpoint: Record<string, number>;
-  reason: 'aborted' | 'max-hits';
+  reason: 'aborted' | 'max-hits' | 'exited' | 'error';
+  message?: string;
   stops: number;
-  /** Longest time containerd stayed stopped for one stop, as seen by the client (ms). */
+  /** Longest time containerd stayed stopped for one stop, as the agent measured it on the node (ms). */
   maxStoppedMs: number;
   totalStoppedMs: number;
   redacted: number;
-  /** performance.now() when the last stop was observed (an --interactive hand-over's hold starts there). */
+  /** Hits the agent could not queue because ctrdbg did not read fast enough. */
+  dropped: number;
+  /** Returns left out because they succeeded (onlyFailures entries). */
+  filtered: number;
+  rearms: number;
+  /** How long containerd was stopped to attach and arm, and dlv's own part of it (ms). */
+  pausedMs: number;
+  dlvAttachMs: number;
+  /** performance.now() when the recording ended with containerd stopped at a hit (the hand-over starts there). */
   lastStopAt?: number;
 }
 
-interface PendingHit {
-  hit: HitRecord;
-  observedAt: number;
-}
+/** Delve flags return values (named or `~r0…`) among a function's arguments; at an entry they are garbage. */
+const RETURN_ARGUMENT = 16;
 
 export async function recordHits(options: RecordOptions): Promise<RecordOutcome> {
-  const { client, armed, writer, signal } = options;
+  const { dbg, armed, writer, signal } = options;
   const perBreakpoint: Record<string, number> = {};
   let seq = 0;
-  let stops = 0;
-  let maxStoppedMs = 0;
-  let totalStoppedMs = 0;
-  let redactedCount = 0;
-  let lastStopAt: number | undefined;
-  let pending: PendingHit[] = [];
-
-  const flush = (continuedAt: number) => {
-    if (pending.length) {
-      const stopped = continuedAt - (pending[0]?.observedAt ?? continuedAt);
-      maxStoppedMs = Math.max(maxStoppedMs, stopped);
-      totalStoppedMs += stopped;
-    }
-    for (const p of pending) {
-      p.hit.stoppedMs = round(continuedAt - p.observedAt);
-      writer?.writeHit(p.hit);
-      options.onHit?.(p.hit);
-    }
-    pending = [];
-  };
-
-  // Ending a recording halts a running target, but Delve's halt (kill(pid, SIGTRAP) on Linux) must not reach a
-  // target that has just stopped at a hit by itself: the SIGTRAP would stay pending and kill containerd later.
-  // So an abort first gives the outstanding continue a grace period to end at a natural hit (recorded as usual);
-  // only a target with no hits coming is halted. Between continues the target is always stopped.
-  const graceful = new AbortController();
-  let graceTimer: NodeJS.Timeout | undefined;
-  const onAbort = () => {
-    graceTimer = setTimeout(() => graceful.abort(signal.reason), ABORT_GRACE_MS);
-  };
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await loop();
-  } finally {
-    if (graceTimer) clearTimeout(graceTimer);
-    signal.removeEventListener('abort', onAbort);
-  }
-
-  async function loop(): Promise<RecordOutcome> {
-    for (;;) {
-      if (signal.aborted) {
-        flush(performance.now());
-        return done('aborted');
+  let redacted = 0;
+  let dropped = 0;
+  let filtered = 0;
+  let pausedMs = 0;
+  let dlvAttachMs = 0;
+  const sentAt = performance.now();
+  return new Promise<RecordOutcome>((resolve, reject) => {
+    let settled = false;
+    const finish = (outcome: RecordOutcome | Error) => {
+      if (settled) return;
+      settled = true;
+      unsubscribe();
+      signal.removeEventListener('abort', onAbort);
+      if (outcome instanceof Error) reject(outcome);
+      else resolve(outcome);
+    };
+    const onHitEvent = (event: HitEvent) => {
+      const thread = event.thread as Thread;
+      if (event.bp < 0) {
+        options.onPanic?.(`${thread.breakPoint?.name || 'runtime'} at ${thread.file}:${thread.line}`);
+        return;
       }
-      const continuing = client.continue({ signal: graceful.signal });
-      flush(performance.now());
-      const result = await continuing;
-      const observedAt = performance.now();
-      // A continue ended by our halt can still carry threads stopped at breakpoints: record them too; the
-      // loop's top then ends the recording (the abort is what made us halt).
-      if (result.state.exited) {
-        throw nodeError(`containerd exited while being debugged (status ${result.state.exitStatus}).`, {
-          hint: 'Look at its log; the service manager should restart it.',
-        });
-      }
-      stops++;
-      lastStopAt = observedAt;
-      const wall = new Date().toISOString();
-      for (const stop of stoppedThreads(result.state)) {
-        const location = armed.get(stop.breakpoint.id);
-        if (!location) {
-          if (stop.breakpoint.id < 0)
-            options.onPanic?.(
-              `${stop.breakpoint.name || 'runtime'} at ${stop.thread.file}:${stop.thread.line}`,
-            );
+      const location = armed.get(event.bp);
+      if (!location) return;
+      const info = thread.breakPointInfo ?? {};
+      const stop: StoppedThread = {
+        thread,
+        breakpoint: { ...(thread.breakPoint as NonNullable<Thread['breakPoint']>), id: event.bp },
+        info,
+        goroutine: info.goroutine,
+      };
+      // The agent's clock: hits that waited in its queue keep the time they happened.
+      const t = round(event.t + (sentAt - options.startedAt));
+      for (const bp of servedEntries(stop, location)) {
+        if (bp.onlyFailures && !returnedError(info.arguments)) {
+          filtered++;
           continue;
         }
-        for (const bp of servedEntries(stop, location)) {
-          seq++;
-          perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
-          const hit = toHit(
-            stop,
-            bp,
-            seq,
-            round(observedAt - options.startedAt),
-            wall,
-            options.fieldNameRedaction,
-            location.redact,
-          );
-          redactedCount += hit.redacted;
-          pending.push({ hit: hit.record, observedAt });
-          if (options.maxHits !== undefined && seq >= options.maxHits) break;
-        }
-        if (options.maxHits !== undefined && seq >= options.maxHits) break;
+        seq++;
+        perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
+        const hit = toHit(stop, bp, seq, t, event.wall, options.fieldNameRedaction, location.redact);
+        hit.record.stoppedMs = round(event.holdUs / 1000);
+        redacted += hit.redacted;
+        writer?.writeHit(hit.record);
+        options.onHit?.(hit.record);
       }
-      if (options.maxHits !== undefined && seq >= options.maxHits) {
-        // Stay stopped: the caller clears breakpoints and detaches from this fully stopped state.
-        flush(performance.now());
-        return done('max-hits');
-      }
-    }
-  }
-
-  function done(reason: RecordOutcome['reason']): RecordOutcome {
-    return {
-      hits: seq,
-      perBreakpoint,
-      reason,
-      stops,
-      maxStoppedMs: round(maxStoppedMs),
-      totalStoppedMs: round(totalStoppedMs),
-      redacted: redactedCount,
-      ...(lastStopAt !== undefined ? { lastStopAt } : {}),
     };
-  }
+    const onRecording = (event: RecordingEvent) => {
+      if (event.state === 'started') {
+        pausedMs = event.pausedMs ?? 0;
+        dlvAttachMs = event.dlvAttachMs ?? 0;
+        return;
+      }
+      if (event.reason === 'error') {
+        finish(
+          nodeError(`The recording on the node stopped: ${event.message ?? 'an error'}.`, {
+            hint: 'Check the agent log on the node (<ctrdbg dir>/agent.log); containerd was detached safely.',
+          }),
+        );
+        return;
+      }
+      if (event.reason === 'exited') {
+        finish(
+          nodeError(`containerd exited while being debugged (${event.message ?? 'no status'}).`, {
+            hint: 'Look at its log; the service manager should restart it.',
+          }),
+        );
+        return;
+      }
+      finish({
+        hits: seq,
+        perBreakpoint,
+        reason: event.reason === 'max-hits' ? 'max-hits' : 'aborted',
+        stops: event.stops ?? 0,
+        maxStoppedMs: round((event.maxHoldUs ?? 0) / 1000),
+        totalStoppedMs: round((event.totalHoldUs ?? 0) / 1000),
+        redacted,
+        dropped: Math.max(dropped, event.dropped ?? 0),
+        filtered,
+        rearms: event.rearms ?? 0,
+        pausedMs,
+        dlvAttachMs,
+        ...(event.reason === 'max-hits' ? { lastStopAt: performance.now() } : {}),
+      });
+    };
+    const unsubscribe = dbg.subscribe({
+      onHit: onHitEvent,
+      onRecording,
+      onDropped: (e) => {
+        dropped += e.count;
+        options.onDropped?.(e.count);
+      },
+    });
+    dbg.onLost((why) => finish(nodeError(`The debugger on the node went away: ${why}.`)));
+    const onAbort = () => {
+      void dbg.command({ cmd: 'stop' }).catch(() => undefined);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    dbg
+      .command({
+        cmd: 'record',
+        ...(options.maxHits !== undefined ? { maxHits: options.maxHits } : {}),
+        rearmAfter: options.rearmAfter ?? 256,
+      })
+      .catch((error: Error) => finish(error));
+  });
+}
+
+/** Whether a return's last result (the error, by Go's convention) is set. */
+function returnedError(args: readonly Variable[] | undefined): boolean {
+  const results = (args ?? []).filter((a) => (a.flags & RETURN_ARGUMENT) !== 0);
+  const last = results.at(-1);
+  return last !== undefined && convertVariable(last).value !== 'nil';
 }
 
 function round(ms: number): number {
@@ -198,7 +211,7 @@ function round(ms: number): number {
 /**
  * The entries a stop at a shared breakpoint counts for. An entry with a condition counts only when its own
  * condition held: the breakpoint's condition is the disjunction, and each entry's condition is captured as a
- * value at the stop (see toBreakpointRequest in src/attach/arm.ts).
+ * value at the stop (see sharedBreakpointRequest in src/attach/arm.ts).
  */
 export function servedEntries(stop: StoppedThread, location: ArmedLocation): ArmedBreakpoint[] {
   if (location.entries.length === 1) return location.entries;
@@ -224,7 +237,23 @@ export function toHit(
     if (v.unreadable) return { expr, error: v.unreadable };
     return { expr, value: convertVariable(v, { name: expr }) };
   });
-  const args = redactValues(bp.loadArgs ? convertVariables(info.arguments) : [], rules);
+  // Results exist only at a return; at an entry Delve still lists them among the arguments, unset.
+  const atReturn = bp.at === 'return';
+  const delveArgs = info.arguments ?? [];
+  const results = atReturn ? delveArgs.filter((a) => (a.flags & RETURN_ARGUMENT) !== 0) : [];
+  const params = [
+    ...bp.params.flatMap((name) => {
+      const v = byName.get(name);
+      return v ? [convertVariable(v, { name })] : [];
+    }),
+    ...(bp.loadArgs
+      ? convertVariables(
+          delveArgs.filter((a) => (a.flags & RETURN_ARGUMENT) === 0 && !bp.params.includes(a.name)),
+        )
+      : []),
+  ];
+  const args = redactValues(params, rules);
+  const resultValues = redactValues(convertVariables(results), rules);
   const locals = redactValues(bp.loadLocals ? convertVariables(info.locals) : [], rules);
   const exprs = redactExpressions(expressions, rules);
   const stack = convertStack(info.stacktrace).slice(0, bp.stack);
@@ -253,7 +282,12 @@ export function toHit(
       args: args.values,
       locals: locals.values,
       expressions: exprs.expressions,
+      ...(atReturn
+        ? { at: 'return' as const, results: resultValues.values }
+        : bp.at === 'after-call'
+          ? { at: 'after-call' as const }
+          : {}),
     },
-    redacted: args.count + locals.count + exprs.count,
+    redacted: args.count + locals.count + exprs.count + resultValues.count,
   };
 }

@@ -48,6 +48,9 @@ export interface RecordedBreakpoint {
   optimized: boolean;
   expressions: string[];
   condition?: string;
+  /** Where in the function: its entry (left out), its returns, or the line after a call (`callee`). */
+  at?: 'entry' | 'return' | 'after-call';
+  callee?: string;
 }
 
 export interface RecordingHeader {
@@ -123,6 +126,10 @@ export interface HitRecord {
   args: RecordedValue[];
   locals: RecordedValue[];
   expressions: RecordedExpression[];
+  /** Where in the function the hit is: left out for an entry. */
+  at?: 'return' | 'after-call';
+  /** at: return — what the function returned (named results, or ~r0…). */
+  results?: RecordedValue[];
 }
 
 export type EndReason =

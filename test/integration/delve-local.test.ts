@@ -295,7 +295,7 @@ describe('Delve layer against a real containerd', () => {
     expect(hit.info.stacktrace?.[0]?.function?.name).toBe(
       'github.com/containerd/containerd/services/namespaces.(*local).Create',
     );
-    expect(hit.goroutine?.id).toBeGreaterThan(0);
+    expect(hit.thread.goroutineID).toBeGreaterThan(0);
 
     // Let ctr finish: continue (the target runs), and end the session while that continue is outstanding —
     // the hardest case for the watchdog: it must halt, clear and detach on its own connection.

@@ -2,6 +2,7 @@
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import {
+  AGENT_COMMANDS,
   AGENT_EVENTS,
   AGENT_EXIT_REASONS,
   AGENT_PROTOCOL_VERSION,
@@ -23,6 +24,7 @@ describe('agent protocol', () => {
     expect(JSON.parse(stdout)).toEqual({
       version: AGENT_PROTOCOL_VERSION,
       events: [...AGENT_EVENTS],
+      commands: [...AGENT_COMMANDS],
       exitReasons: [...AGENT_EXIT_REASONS],
       relayActions: [...RELAY_ACTIONS],
     });

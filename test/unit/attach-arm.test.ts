@@ -2,8 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { armSets, sharedBreakpointRequest } from '../../src/attach/arm.js';
 import { parseBreakpointSet } from '../../src/breakpoints/sets.js';
-import type { DelveClient } from '../../src/delve/rpcClient.js';
-import type { BreakpointRequest, Location, Variable } from '../../src/delve/types.js';
+import type { BreakpointSpec, PointSpec } from '../../src/delve/agentProtocol.js';
+import type { NodeDebugger } from '../../src/delve/nodeDebugger.js';
+import type { Variable } from '../../src/delve/types.js';
 import type { StoppedThread } from '../../src/record/delveValues.js';
 import { type ArmedLocation, servedEntries } from '../../src/record/recorder.js';
 import { silentLogger } from '../../src/util/output.js';
@@ -27,47 +28,65 @@ const mine = set(
     candidates: [${CREATE}]
     record: [len(req.Namespace.Labels)]
     condition: 'req.Namespace.Name == "x"'
-    loadArgs: false
+    loadArgs: {depth: 1}
     stack: 12
     redact: [req.Namespace.Labels]
 `,
 );
 
-/** A Delve stand-in that knows one function and records what it is asked to create. */
-function fakeDelve() {
-  const created: BreakpointRequest[] = [];
-  const location: Location = {
-    pc: 1,
-    file: '/src/services/namespaces/local.go',
-    line: 118,
-    function: { name: CREATE, value: 1, type: 0, goType: 0, optimized: false },
-  } as Location;
-  const client = {
-    listFunctions: async (filter: string) => (new RegExp(filter).test(CREATE) ? [CREATE] : []),
-    findLocation: async () => [location],
-    createBreakpoint: async (bp: BreakpointRequest) => {
-      if (created.some((c) => c.file === bp.file && c.line === bp.line))
-        throw new Error(`Breakpoint exists at ${bp.file}:${bp.line}`);
-      created.push(bp);
-      return { id: created.length, ...bp };
+/** An agent stand-in that knows one function and records what it is asked to create (one breakpoint per address). */
+function fakeAgent() {
+  const created: Record<string, unknown>[] = [];
+  const byAddr = new Set<string>();
+  const dbg = {
+    async command(c: { cmd: string; points?: PointSpec[]; breakpoints?: BreakpointSpec[] }) {
+      if (c.cmd === 'resolve')
+        return {
+          ms: 1,
+          points: (c.points ?? []).map((p) =>
+            p.function === CREATE
+              ? {
+                  key: p.key,
+                  found: true,
+                  function: CREATE,
+                  file: '/src/services/namespaces/local.go',
+                  line: 118,
+                  optimized: false,
+                  addrs: [1],
+                }
+              : { key: p.key, found: false, missing: true },
+          ),
+        };
+      if (c.cmd === 'create')
+        return {
+          ms: 1,
+          breakpoints: (c.breakpoints ?? []).map((b) => {
+            const addr = (b.addrs ?? []).join(',');
+            if (byAddr.has(addr)) return { key: b.key, ids: [], error: `Breakpoint exists at ${addr}` };
+            byAddr.add(addr);
+            created.push(b.request);
+            return { key: b.key, ids: [created.length] };
+          }),
+        };
+      throw new Error(`unexpected ${c.cmd}`);
     },
   };
-  return { client: client as unknown as DelveClient, created };
+  return { dbg: dbg as unknown as NodeDebugger, created };
 }
 
 describe('arming sets that share a location', () => {
   it('creates one breakpoint with the union of what both entries capture', async () => {
-    const { client, created } = fakeDelve();
-    const armed = await armSets(client, [labLike, mine], silentLogger);
+    const { dbg, created } = fakeAgent();
+    const armed = await armSets(dbg, [labLike, mine], silentLogger);
     expect(created).toHaveLength(1);
-    const bp = created[0]!;
+    const bp = created[0] as Record<string, unknown>;
     expect(bp.variables).toEqual([
       'req.Namespace.Name',
       'len(req.Namespace.Labels)',
       'req.Namespace.Name == "x"',
     ]);
     expect(bp.stacktrace).toBe(12);
-    expect(bp.goroutine).toBe(true); // mine asks for it (the default)
+    expect(bp.goroutine).toBe(false); // neither asks for it (lean by default)
     expect(bp.LoadArgs).not.toBeNull();
     // One entry always stops, so the shared breakpoint has no condition.
     expect(bp.Cond).toBe('');
@@ -81,7 +100,7 @@ describe('arming sets that share a location', () => {
   it('joins conditions with || when every entry has one', () => {
     const a = { ...labLike.entries[0]!, condition: 'a == 1' };
     const b = { ...mine.entries[0]!, condition: 'b == 2' };
-    const location = { candidate: CREATE, function: CREATE, file: 'f.go', line: 1, optimized: false, pcs: 1 };
+    const location = { file: 'f.go', line: 1 };
     const req = sharedBreakpointRequest(
       [
         { entry: a, record: ['x'] },
@@ -98,8 +117,8 @@ describe('arming sets that share a location', () => {
   });
 
   it('counts a hit for every entry whose own condition held', async () => {
-    const { client } = fakeDelve();
-    const armed = await armSets(client, [labLike, mine], silentLogger);
+    const { dbg } = fakeAgent();
+    const armed = await armSets(dbg, [labLike, mine], silentLogger);
     const location = armed.locations.get(1) as ArmedLocation;
     const stop = (conditionValue: string): StoppedThread =>
       ({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sharedBreakpointRequest } from '../../src/attach/arm.js';
 import {
   breakpointName,
   checkSets,
@@ -7,7 +8,6 @@ import {
   rankClosest,
   resolveSet,
   splitFunctionName,
-  toBreakpointRequest,
 } from '../../src/breakpoints/resolve.js';
 import { parseBreakpointSet } from '../../src/breakpoints/sets.js';
 import type { Location } from '../../src/delve/types.js';
@@ -158,10 +158,14 @@ describe('resolveSet', () => {
     expect(result.entries[0]!.suggestions).toContain(`${P1}/cmd/ctr/commands/containers.CreateContainer`);
   });
 
-  it('asks Delve once per set whether the candidates exist', async () => {
+  it('never walks every function when the candidates are found, and only then for a miss', async () => {
     const bin = fakeBinary([`${P1}/pkg/cri/server.(*criService).CreateContainer`]);
     await resolveSet(bin, criSet);
-    expect(bin.calls.filter((c) => c.startsWith('list '))).toHaveLength(1);
+    expect(bin.calls.filter((c) => c.startsWith('list '))).toHaveLength(0);
+    const none = fakeBinary([`${P1}/services/tasks.(*local).Create`]);
+    const result = await resolveSet(none, criSet);
+    expect(result.complete).toBe(false);
+    expect(none.calls.filter((c) => c.startsWith('list ')).length).toBeGreaterThan(0);
   });
 
   it('falls back to the package by edit distance when the name exists nowhere', async () => {
@@ -200,7 +204,7 @@ entries:
   });
 });
 
-describe('breakpoint requests', () => {
+describe('breakpoint requests (lean by default)', () => {
   it('names are letters and digits only, unique per index', () => {
     expect(breakpointName('cri-create', 'create-container', 0)).toBe('ctrdbgCriCreateCreateContainer');
     expect(breakpointName('cri-create', 'create-container', 1)).toBe('ctrdbgCriCreateCreateContainer2');
@@ -209,13 +213,18 @@ describe('breakpoint requests', () => {
 
   it('carries record, load configs, stack and condition', () => {
     const entry = criSet.entries[0]!;
-    const req = toBreakpointRequest(
-      {
-        ...entry,
-        condition: 'r != nil',
-        loadLocals: { depth: 1, maxString: 8, maxArray: 2, maxStructFields: -1, followPointers: false },
-      },
-      { candidate: 'x', function: 'x', file: '/f.go', line: 7, optimized: false, pcs: 1 },
+    const req = sharedBreakpointRequest(
+      [
+        {
+          entry: {
+            ...entry,
+            condition: 'r != nil',
+            loadLocals: { depth: 1, maxString: 8, maxArray: 2, maxStructFields: -1, followPointers: false },
+          },
+          record: entry.record,
+        },
+      ],
+      { file: '/f.go', line: 7 },
       'n',
     );
     expect(req).toEqual({
@@ -224,16 +233,10 @@ describe('breakpoint requests', () => {
       line: 7,
       Cond: 'r != nil',
       continue: false,
-      goroutine: true,
-      stacktrace: 10,
+      goroutine: false,
+      stacktrace: 0,
       variables: ['r.PodSandboxId'],
-      LoadArgs: {
-        FollowPointers: true,
-        MaxVariableRecurse: 1,
-        MaxStringLen: 64,
-        MaxArrayValues: 16,
-        MaxStructFields: -1,
-      },
+      LoadArgs: null,
       LoadLocals: {
         FollowPointers: false,
         MaxVariableRecurse: 1,

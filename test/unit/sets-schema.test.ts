@@ -42,8 +42,9 @@ describe('breakpoint set schema', () => {
     const entry = set.entries[0]!;
     expect(entry.lineOffset).toBe(0);
     expect(entry.condition).toBe('');
-    expect(entry.stack).toBe(10);
-    expect(entry.goroutine).toBe(true);
+    // Lean by default: no stack walk, no goroutine, no parameter dump — only what the entry names.
+    expect(entry.stack).toBe(0);
+    expect(entry.goroutine).toBe(false);
     expect(entry.loadArgs).toEqual({
       depth: 2,
       maxString: 256,
@@ -51,6 +52,12 @@ describe('breakpoint set schema', () => {
       maxStructFields: -1,
       followPointers: true,
     });
+    expect(
+      parseBreakpointSet(good.replace('    loadArgs: {depth: 2, maxString: 256}\n', ''), 'd.yaml').entries[0]!
+        .loadArgs,
+    ).toBe(false);
+    expect(entry.at).toBe('entry');
+    expect(entry.onlyFailures).toBe(false);
     expect(entry.loadLocals).toBe(false);
     expect(set.source).toBe('demo.yaml');
   });

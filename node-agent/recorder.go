@@ -1,0 +1,254 @@
+package main
+
+// The recording loop, on the node: continue → a stop with the values Delve captured at the hit → continue
+// again at once → hand the hit to the emitter, which never makes the loop wait for ctrdbg. Every thread stopped at
+// one of ctrdbg's breakpoints is a hit (concurrent callers stop together). The loop ends at --max-hits (the process
+// stays stopped there, for a hand-over or the detach), on "stop" (a natural stop is awaited briefly, else halt),
+// or when the process exits.
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// armedBreakpoint is one Delve breakpoint ctrdbg created, and what re-creates it.
+type armedBreakpoint struct {
+	logical int // the id ctrdbg knows it by
+	request map[string]interface{}
+}
+
+// debuggee is one process dlv is attached to (containerd, or a followed shim).
+type debuggee struct {
+	pid      int
+	binary   string
+	address  string
+	client   *dlvClient
+	armed    map[int]*armedBreakpoint // Delve's current id → breakpoint
+	attached time.Time                // when dlv started attaching (the process is stopped from about then)
+	dlvReady time.Time
+	dlv      *dlvProcess
+
+	mu        sync.Mutex
+	recording bool
+	stopReq   chan struct{}
+	stopOnce  sync.Once
+	done      chan struct{}
+}
+
+// recordOptions are what `record` asked for.
+type recordOptions struct {
+	maxHits    int
+	returnInfo *loadConfig
+	rearmAfter int
+	follow     *follower
+}
+
+// abortGrace: on "stop", how long the outstanding continue may take to end at a natural stop before a halt.
+// Delve's halt is kill(pid, SIGTRAP); one that reaches a process which has just stopped by itself stays pending,
+// and the safe detach absorbs it (settleAndStop) — the wait only makes that rarer.
+const abortGrace = 250 * time.Millisecond
+
+func (d *debuggee) requestStop() {
+	d.stopOnce.Do(func() { close(d.stopReq) })
+}
+
+// record runs the loop until it ends; it emits "recording started", the hits, and "recording stopped".
+func (d *debuggee) record(events *emitter, opts recordOptions) {
+	d.mu.Lock()
+	if d.recording {
+		d.mu.Unlock()
+		return
+	}
+	d.recording = true
+	d.stopReq = make(chan struct{})
+	d.stopOnce = sync.Once{}
+	d.done = make(chan struct{})
+	d.mu.Unlock()
+	defer close(d.done)
+
+	started := time.Now()
+	events.control(RecordingEvent{
+		Event:       EventRecording,
+		State:       "started",
+		Pid:         d.pid,
+		PausedMs:    ms(started.Sub(d.attached)),
+		DlvAttachMs: ms(d.dlvReady.Sub(d.attached)),
+	})
+	end := RecordingEvent{Event: EventRecording, State: "stopped", Pid: d.pid, PerBreakpoint: map[string]int{}}
+	finish := func(reason string, err error) {
+		end.Reason = reason
+		if err != nil {
+			end.Message = err.Error()
+		}
+		end.Dropped = events.droppedTotal()
+		events.control(end)
+	}
+
+	var pending []HitEvent
+	heldSince := time.Now() // the process is stopped now (attached, armed)
+	flush := func(holdUs int64) {
+		for i := range pending {
+			pending[i].HoldUs = holdUs
+			events.hit(pending[i].Breakpoint, pending[i])
+		}
+		pending = pending[:0]
+	}
+	for {
+		select {
+		case <-d.stopReq:
+			// Stopped between stops: the last stop's hits still go out (the process stays stopped for the detach).
+			flush(time.Since(heldSince).Microseconds())
+			finish("stopped", nil)
+			return
+		default:
+		}
+		call := d.client.continueTarget(opts.returnInfo)
+		// The process runs again from here: the hold of the last stop ends.
+		hold := time.Since(heldSince)
+		holdUs := hold.Microseconds()
+		if len(pending) > 0 {
+			end.TotalHoldUs += holdUs
+			if holdUs > end.MaxHoldUs {
+				end.MaxHoldUs = holdUs
+			}
+		}
+		flush(holdUs)
+
+		var result *struct{ State json.RawMessage }
+		var callErr error
+		select {
+		case <-call.Done:
+			callErr = call.Error
+			result = call.Reply.(*struct{ State json.RawMessage })
+		case <-d.stopReq:
+			// Give the outstanding continue a moment to end at a natural stop (recorded as usual), else halt.
+			select {
+			case <-call.Done:
+			case <-time.After(abortGrace):
+				if err := d.client.halt(); err != nil {
+					logf("pid %d: halt: %v", d.pid, err)
+				}
+				<-call.Done
+			}
+			callErr = call.Error
+			result = call.Reply.(*struct{ State json.RawMessage })
+		}
+		heldSince = time.Now()
+		if callErr != nil {
+			finish("error", callErr)
+			return
+		}
+		var state stopState
+		if err := json.Unmarshal(result.State, &state); err != nil {
+			finish("error", err)
+			return
+		}
+		if state.Exited {
+			finish("exited", errors.New("the process exited with status "+strconv.Itoa(state.ExitStatus)))
+			return
+		}
+		end.Stops++
+		wall := heldSince.UTC().Format(time.RFC3339Nano)
+		t := ms(heldSince.Sub(started))
+		followed := false
+		seen := map[int]bool{}
+		for _, raw := range state.Threads {
+			var head threadHead
+			if err := json.Unmarshal(raw, &head); err != nil || head.BreakPoint == nil || seen[head.ID] {
+				continue
+			}
+			seen[head.ID] = true
+			armed := d.armed[head.BreakPoint.ID]
+			if armed == nil {
+				// Delve's own breakpoints have negative ids: the process hit an unrecovered panic or a fatal throw.
+				// ctrdbg says so; another client's breakpoints are not ours to record.
+				if head.BreakPoint.ID < 0 {
+					pending = append(pending, HitEvent{Event: EventHit, Pid: d.pid, Breakpoint: head.BreakPoint.ID, Stop: end.Stops, T: t, Wall: wall, Thread: stripHitCounts(raw)})
+				}
+				continue
+			}
+			if opts.follow != nil && opts.follow.isTrigger(armed.logical) {
+				followed = true
+				continue
+			}
+			end.Hits++
+			end.PerBreakpoint[strconv.Itoa(armed.logical)]++
+			pending = append(pending, HitEvent{
+				Event: EventHit, Pid: d.pid, Breakpoint: armed.logical, Stop: end.Stops, T: t, Wall: wall,
+				Thread: stripHitCounts(raw),
+			})
+			if opts.rearmAfter > 0 && len(head.BreakPoint.HitCount) >= opts.rearmAfter {
+				if d.rearm(head.BreakPoint.ID) {
+					end.Rearms++
+				}
+			}
+			if opts.maxHits > 0 && end.Hits >= opts.maxHits {
+				break
+			}
+		}
+		if followed {
+			opts.follow.attachNewShims(events)
+		}
+		if opts.maxHits > 0 && end.Hits >= opts.maxHits {
+			// Stay stopped: the caller hands over or detaches from this fully stopped state.
+			flush(0)
+			finish("max-hits", nil)
+			return
+		}
+	}
+}
+
+// rearm clears breakpoint id and creates it again with the same request, while the process is stopped anyway:
+// a fresh breakpoint has an empty per-goroutine hit count map. Hits keep the id ctrdbg knows.
+func (d *debuggee) rearm(id int) bool {
+	armed := d.armed[id]
+	if armed == nil {
+		return false
+	}
+	if err := d.client.clearBreakpoint(id); err != nil {
+		logf("pid %d: re-arm: clear %d: %v", d.pid, id, err)
+		return false
+	}
+	delete(d.armed, id)
+	bp, err := d.client.createBreakpoint(armed.request)
+	if err != nil {
+		// The location is unarmed now; say so in the log, and keep recording the others.
+		logf("pid %d: re-arm: create again: %v", d.pid, err)
+		return false
+	}
+	d.armed[bp.ID] = armed
+	return true
+}
+
+// stripHitCounts drops Delve's per-goroutine hit counts from a thread's breakpoint: nobody needs them, and they
+// grow with every goroutine that ever hit.
+func stripHitCounts(raw json.RawMessage) json.RawMessage {
+	var thread map[string]json.RawMessage
+	if json.Unmarshal(raw, &thread) != nil {
+		return raw
+	}
+	if bp, ok := thread["breakPoint"]; ok {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(bp, &fields) == nil {
+			keep := map[string]json.RawMessage{}
+			for _, k := range []string{"id", "name", "addr", "file", "line", "functionName"} {
+				if v, ok := fields[k]; ok {
+					keep[k] = v
+				}
+			}
+			thread["breakPoint"], _ = json.Marshal(keep)
+		}
+	}
+	out, err := json.Marshal(thread)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
