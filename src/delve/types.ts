@@ -258,6 +258,19 @@ export const ReflectKind = {
   UnsafePointer: 26,
 } as const;
 
+/**
+ * Corresponds to api.VariableFlags (service/api/types.go), the bits of `Variable.flags`. Delve lists a
+ * function's results among its arguments, flagged ReturnArgument; at a function's entry they hold garbage.
+ */
+export const VariableFlags = {
+  Escaped: 1,
+  Shadowed: 2,
+  Constant: 4,
+  Argument: 8,
+  ReturnArgument: 16,
+  FakeAddress: 32,
+} as const;
+
 /** The load config Delve uses for Eval when none is given (rpc2.Eval) — also ctrdbg's default. */
 export const defaultLoadConfig: LoadConfig = {
   FollowPointers: true,

@@ -10,6 +10,7 @@ import { nodeError } from '../errors.js';
 import type { HitRecord, RecordedBreakpoint, RecordedExpression } from '../recording/format.js';
 import type { RecordingWriter } from '../recording/writer.js';
 import {
+  convertArguments,
   convertStack,
   convertVariable,
   convertVariables,
@@ -224,7 +225,10 @@ export function toHit(
     if (v.unreadable) return { expr, error: v.unreadable };
     return { expr, value: convertVariable(v, { name: expr }) };
   });
-  const args = redactValues(bp.loadArgs ? convertVariables(info.arguments) : [], rules);
+  // Results are dropped: at a function's entry (where set entries stop unless they give a lineOffset) they
+  // are not assigned yet and read as garbage. A result that matters later in a function can still be
+  // recorded by name in the entry's `record:` list.
+  const args = redactValues(bp.loadArgs ? convertArguments(info.arguments) : [], rules);
   const locals = redactValues(bp.loadLocals ? convertVariables(info.locals) : [], rules);
   const exprs = redactExpressions(expressions, rules);
   const stack = convertStack(info.stacktrace).slice(0, bp.stack);
