@@ -123,6 +123,11 @@ export interface HitRecord {
   args: RecordedValue[];
   locals: RecordedValue[];
   expressions: RecordedExpression[];
+  /**
+   * The debugged process, when a recording follows more than one (containerd and its shims). Absent in
+   * recordings of containerd alone; replay groups hits by it where present (filter `process=`, HTML lanes).
+   */
+  process?: { pid: number; binary: string };
 }
 
 export type EndReason =
