@@ -202,7 +202,8 @@ async function pageList(
   const matcher = new HitMatcher(session, filter);
   const start = meta.seq.findIndex((s) => s >= fromSeq);
   let next = start < 0 ? session.hitCount : start;
-  let listed = 0;
+  /** Seqs of the rows produced so far (the pager reads one row ahead of what it shows). */
+  const seqs: number[] = [];
   let heading = true;
   const source = (count: number): string[] => {
     const lines: string[] = [];
@@ -214,8 +215,9 @@ async function pageList(
       const index = next++;
       const read: { hit?: HitRecord } = {};
       if (!matcher.matches(index, (h) => (read.hit = h))) continue;
-      lines.push(listRow(read.hit ?? session.readHitAt(index), columns));
-      listed++;
+      const hit = read.hit ?? session.readHitAt(index);
+      lines.push(listRow(hit, columns));
+      seqs.push(hit.seq);
     }
     return lines;
   };
@@ -224,8 +226,11 @@ async function pageList(
     `${style.bold(filterTexts.length ? `hits matching ${filterTexts.map((f) => JSON.stringify(f)).join(' and ')} (of ${total})` : listTitle(total, total, []))}\n`,
   );
   const pager = new Pager({ write, pageLines: io.pageLines ?? pageLinesOf(io.output, 24) });
-  let more = pager.show(source, () => `${listed} hits listed, up to #${meta.seq[next - 1] ?? 0} of ${total}`);
-  if (listed === 0) write(`${filterTexts.length ? noMatchText(filterTexts) : '(no hits)'}\n`);
+  let more = pager.show(source, (shown) => {
+    const rows = shown - 1;
+    return `${rows} hits listed, up to #${seqs[rows - 1] ?? 0} of ${total}`;
+  });
+  if (seqs.length === 0) write(`${filterTexts.length ? noMatchText(filterTexts) : '(no hits)'}\n`);
   if (more) {
     const rl = createInterface({ input: io.input, terminal: false });
     try {

@@ -153,3 +153,45 @@ describe('interactive replay', () => {
     expect(screens[1]).toMatch(/^hit 1 of 12 /);
   });
 });
+
+describe('--list on a terminal', () => {
+  async function listed(lines: string[], options: { filter?: string[]; from?: string } = {}) {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let text = '';
+    output.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    const done = replayCommand(
+      sample,
+      { list: true, ...options },
+      { input, output, isTTY: true, pageLines: 4 },
+    );
+    for (const l of lines) input.write(`${l}\n`);
+    input.end();
+    const result = await done;
+    return { result, text };
+  }
+
+  it('pages: a page at a time, Enter for the next, q to stop', async () => {
+    const { result, text } = await listed(['', 'q']);
+    expect(result).toEqual({ data: null, text: '' });
+    const rows = text.split('\n').filter((l) => /^\d+ +\+/.test(l));
+    // Heading + 3 rows, then 4 rows; q stops before the third page.
+    expect(rows.map((r) => Number(r.split(' ')[0]))).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(text).toContain('-- more (3 hits listed, up to #3 of 12): Enter for the next page, q to stop --');
+    expect(text).toContain('-- more (7 hits listed, up to #7 of 12)');
+  });
+
+  it('with --from and a filter, and says when nothing matches', async () => {
+    const { text } = await listed([''], { filter: ['set=tasks-create'], from: '6' });
+    expect(
+      text
+        .split('\n')
+        .filter((l) => /^\d+ +\+/.test(l))
+        .map((r) => Number(r.split(' ')[0])),
+    ).toEqual([7, 11]);
+    const none = await listed([], { filter: ['no-such-thing'] });
+    expect(none.text).toContain('no hit matches "no-such-thing"');
+  });
+});
