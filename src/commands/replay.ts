@@ -44,7 +44,7 @@ export interface ReplayOptions {
   limit?: string;
   /** --diff: show address-only changes too. */
   all?: boolean;
-  /** --goto: entries to show whole ('receiver', a parameter, 'all'). */
+  /** --goto: entries to show whole; --diff: entries whose changes are listed ('receiver', a parameter, 'all'). */
   expand?: string[];
 }
 
@@ -123,7 +123,7 @@ export async function replayCommand(
   if (options.diff !== undefined) {
     if (options.diff.length !== 2) throw usageError('--diff expects two hit numbers: --diff A B');
     const [a, b] = options.diff.map((d) => parseSeq('--diff', d)) as [number, number];
-    const diffOptions = { all: options.all === true };
+    const diffOptions = { all: options.all === true, expand: options.expand ?? [] };
     const sa = seekHit(file, a);
     const sb = sa && seekHit(file, b);
     if (sa && sb) return diffView({ path: file }, sa.hit, sb.hit, diffOptions);

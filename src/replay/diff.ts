@@ -13,28 +13,39 @@ import { childPath, formatDuration, formatOffset } from './values.js';
 export interface FlatValue {
   section: SectionId;
   text: string;
+  /** The entry the path is under (an expression, a parameter, the receiver's name, a local). */
+  root: string;
+  /** The entry is collapsed by default (the receiver, context plumbing): its changes are summarised. */
+  collapsed: boolean;
 }
 
 /** A hit's values as `path → text`, in reading order; each path once (the first section that has it wins). */
 export function flattenHit(hit: HitRecord): Map<string, FlatValue> {
   const out = new Map<string, FlatValue>();
-  const put = (path: string, section: SectionId, text: string) => {
-    if (!out.has(path)) out.set(path, { section, text });
-  };
-  const walk = (path: string, section: SectionId, value: RecordedValue, depth: number) => {
+  const walk = (path: string, at: Omit<FlatValue, 'text'>, value: RecordedValue, depth: number) => {
+    const put = (p: string, text: string) => {
+      if (!out.has(p)) out.set(p, { ...at, text });
+    };
     const children = displayChildren(value);
     const own = valueText(value);
     if (children.length === 0 || depth > 32) {
-      put(path, section, own || shortType(value.type));
+      put(path, own || shortType(value.type));
       return;
     }
-    if (own !== '') put(path, section, own);
-    for (const child of children) walk(childPath(path, child.name), section, child, depth + 1);
+    if (own !== '') put(path, own);
+    for (const child of children) walk(childPath(path, child.name), at, child, depth + 1);
   };
-  for (const section of hitSections(hit, ['all'])) {
+  for (const section of hitSections(hit, [])) {
     for (const entry of section.entries) {
-      if (entry.value === undefined) put(entry.label, section.id, `<error: ${entry.error ?? 'no value'}>`);
-      else walk(entry.label, section.id, entry.value, 0);
+      const at = {
+        section: section.id,
+        root: section.id === 'receiver' ? 'receiver' : entry.label,
+        collapsed: entry.collapsed,
+      };
+      if (entry.value === undefined) {
+        if (!out.has(entry.label))
+          out.set(entry.label, { ...at, text: `<error: ${entry.error ?? 'no value'}>` });
+      } else walk(entry.label, at, entry.value, 0);
     }
   }
   return out;
@@ -44,6 +55,9 @@ export interface Change {
   op: 'added' | 'removed' | 'changed';
   path: string;
   section: SectionId;
+  /** The entry the path is under; `collapsed` when that entry is summarised by default. */
+  root: string;
+  collapsed?: boolean;
   before?: string;
   after?: string;
   /** Only addresses differ (pointers, channels): hidden unless --all. */
@@ -86,6 +100,12 @@ const SECTION_TITLE: Record<SectionId, string> = {
   locals: 'locals',
 };
 
+function where(v: FlatValue): Pick<Change, 'section' | 'root' | 'collapsed'> {
+  return v.collapsed
+    ? { section: v.section, root: v.root, collapsed: true }
+    : { section: v.section, root: v.root };
+}
+
 /** Every change from `a` to `b`; across breakpoints only on common paths. */
 export function diffHits(
   a: HitRecord,
@@ -100,13 +120,13 @@ export function diffHits(
   for (const [path, value] of before) {
     const next = after.get(path);
     if (next === undefined) {
-      if (same) changes.push({ op: 'removed', path, section: value.section, before: value.text });
+      if (same) changes.push({ op: 'removed', path, ...where(value), before: value.text });
       else onlyInA++;
     } else if (next.text !== value.text) {
       const change: Change = {
         op: 'changed',
         path,
-        section: value.section,
+        ...where(value),
         before: value.text,
         after: next.text,
       };
@@ -116,7 +136,7 @@ export function diffHits(
   }
   for (const [path, value] of after) {
     if (before.has(path)) continue;
-    if (same) changes.push({ op: 'added', path, section: value.section, after: value.text });
+    if (same) changes.push({ op: 'added', path, ...where(value), after: value.text });
     else onlyInB++;
   }
   // Reading order: by section, then where the path sits in the hit (its first appearance in a or b).
@@ -136,16 +156,28 @@ function ref(hit: HitRecord): DiffHitRef {
   return { seq: hit.seq, t: hit.t, goroutine: hit.goroutine.id, breakpoint: hit.breakpoint.name };
 }
 
+export interface DiffOptions {
+  /** Show address-only changes too. */
+  all?: boolean;
+  /** Entries whose changes are listed one by one although collapsed by default ('receiver', 'ctx', 'all'). */
+  expand?: readonly string[];
+  /** How the view tells a reader to expand `name`. */
+  expandHint?: (name: string) => string;
+}
+
 export function diffView(
   session: { path: string },
   a: HitRecord,
   b: HitRecord,
-  options: { all?: boolean } = {},
+  options: DiffOptions = {},
 ): View<DiffData> {
   const all = options.all === true;
+  const expand = options.expand ?? [];
+  const hint = options.expandHint ?? ((name: string) => `--expand ${name}`);
   const found = diffHits(a, b);
   const shown = all ? found.changes : found.changes.filter((c) => !c.addressOnly);
   const hidden = found.changes.length - shown.length;
+  const open = (c: Change) => !c.collapsed || expand.includes('all') || expand.includes(c.root);
   const same = a.breakpoint.name === b.breakpoint.name;
   const delta = b.t - a.t;
   const when =
@@ -167,12 +199,19 @@ export function diffView(
   }
   if (shown.length === 0) lines.push('', `no differences${same ? '' : ' on the common paths'}`);
   let section: SectionId | undefined;
+  const summarised = new Set<string>();
   for (const c of shown) {
     if (c.section !== section) {
       section = c.section;
       lines.push('', style.bold(SECTION_TITLE[section]));
     }
-    if (c.op === 'added') lines.push(style.green(`  + ${c.path} = ${c.after}`));
+    if (!open(c)) {
+      // The receiver and context plumbing change between any two calls (counters, timestamps): one line.
+      if (summarised.has(c.root)) continue;
+      summarised.add(c.root);
+      const n = shown.filter((x) => x.root === c.root).length;
+      lines.push(style.dim(`  ~ ${c.root}: ${n} change${n === 1 ? '' : 's'} (${hint(c.root)} lists them)`));
+    } else if (c.op === 'added') lines.push(style.green(`  + ${c.path} = ${c.after}`));
     else if (c.op === 'removed') lines.push(style.red(`  - ${c.path} = ${c.before}`));
     else lines.push(style.yellow(`  ~ ${c.path}: ${c.before} → ${c.after}`));
   }

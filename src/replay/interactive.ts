@@ -32,7 +32,7 @@ export const INTERACTIVE_HELP = [
   '  g N, goto N        hit N                      l, list          the (filtered) hits',
   '  f TEXT, filter     keep hits matching TEXT    f clear          all hits again',
   '  f                  the current filter and the filter language',
-  '  d N, diff N        what changed from the current hit to hit N (d N all: addresses too)',
+  '  d N, diff N        what changed from the current hit to hit N (d N all: addresses, receiver, ctx too)',
   '  e NAME, expand     show the current hit with NAME whole (receiver, ctx, all)',
   '  st [EXPR], stats   hits per breakpoint and second, slowest stops, distinct values of EXPR',
   '  s, summary         the session summary        h, help, ?       this help',
@@ -197,6 +197,8 @@ export async function runInteractive(session: RecordingFile, options: Interactiv
             screen(
               diffView(session, session.readHitAt(currentIndex), session.readHit(Number(target)), {
                 all: all === 'all',
+                expand: all === 'all' ? ['all'] : expand,
+                expandHint: () => `d ${target} all`,
               }).text,
             );
           break;

@@ -172,6 +172,10 @@ describe('recordings made before results and channels were fixed', () => {
     expect(out.text).toContain('queue chan go-events.Event = 0xc0000ac600 len 2, cap 64');
     const diff = await replayCommand(old, { diff: ['1', '8'] }, notTty());
     expect(diff.text).not.toContain('~r');
+    // The receiver's changes are one line unless asked for.
+    expect(diff.text).toContain('  ~ receiver: 1 change (--expand receiver lists them)');
+    const listed = await replayCommand(old, { diff: ['1', '8'], expand: ['receiver'] }, notTty());
+    expect(listed.text).toContain('  ~ l.publisher.events: 0xc0000ac5a0 → 0xc0000ac5a0 len 0, cap 0');
   });
 });
 
