@@ -12,8 +12,11 @@ import { ctrdbg } from '../helpers/cli.js';
 
 /** Overridable so two runs on one machine (e.g. a slow suite under development) never share a lab. */
 export const TEST_LAB_ROOT = process.env.CTRDBG_TEST_LAB_ROOT || '/var/lib/ctrdbg/test-labs';
-/** Builds are cached across runs (Go's own cache makes a rebuild a link step); config is per run. */
-export const TEST_CACHE_DIR = '/var/lib/ctrdbg/test-cache';
+/**
+ * Builds are cached across runs (Go's own cache makes a rebuild a link step); config is per run. Overridable
+ * like the lab root, so two runs on one machine never build into one cache at once.
+ */
+export const TEST_CACHE_DIR = process.env.CTRDBG_TEST_CACHE_DIR || '/var/lib/ctrdbg/test-cache';
 
 declare module 'vitest' {
   export interface ProvidedContext {
