@@ -427,7 +427,7 @@ function buildColumns() {
     { title: '#', cls: 'num', width: '64px', text: function (i) { return String(data.seq[i]); } },
     { title: 'time', width: '100px', text: function (i) { return offset(T[i]); } },
     { title: 'breakpoint', width: 'minmax(150px, 220px)', text: function (i) { return data.breakpoints[data.breakpoint[i]].name; } },
-    { title: 'goroutine', width: '74px', text: function (i) { return 'g' + data.goroutine[i]; } },
+    { title: 'goroutine', width: '88px', text: function (i) { return 'g' + data.goroutine[i]; } },
   ];
   var bps = Object.keys(present).length;
   if (bps > 1 && exprs.length > 4) {
