@@ -305,3 +305,42 @@ describe('the page runs the same functions', () => {
     expect(parsed.ok && parsed.filter.test(subject({ values: { x: '"b"' } }))).toBe(true);
   });
 });
+
+describe('the live hit line and --list agree', () => {
+  it('a nil map, a map, an error: the same text in both', async () => {
+    process.env.NO_COLOR = '1';
+    const { hitLine } = await import('../../src/commands/attach.js');
+    const { listRow } = await import('../../src/replay/terminal.js');
+    const hit = {
+      seq: 1,
+      t: 77.7,
+      stoppedMs: 4.6,
+      breakpoint: { id: 1, name: 'lab-create/namespaces-create', set: 'lab-create' },
+      goroutine: { id: 44 },
+      location: {
+        function: 'github.com/containerd/containerd/services/namespaces.(*local).Create',
+        file: '/x/local.go',
+        line: 118,
+      },
+      expressions: [
+        {
+          expr: 'req.Namespace.Labels',
+          value: {
+            name: 'req.Namespace.Labels',
+            type: 'map[string]string',
+            kind: 'map',
+            len: 0,
+            value: 'nil',
+          },
+        },
+        { expr: 'bad', error: 'could not find symbol value for bad' },
+      ],
+    } as unknown as HitRecord;
+    const live = hitLine(hit);
+    const row = listRow(hit, { seq: 1, time: 10, breakpoint: 30, goroutine: 9 });
+    for (const text of ['req.Namespace.Labels=nil', 'bad=<error: could not find symbol value for bad>']) {
+      expect(live).toContain(text);
+      expect(row).toContain(text);
+    }
+  });
+});
