@@ -282,6 +282,10 @@ export async function writeHtmlReport(
   const bytes = Buffer.byteLength(html);
   return {
     data: { file: session.path, out, hits: embedded, bytes },
-    text: `wrote ${out} (${embedded} hits, ${formatBytes(bytes)}); open it in a browser, it needs no network`,
+    text:
+      `wrote ${out} (${embedded} hits, ${formatBytes(bytes)}); open it in a browser, it needs no network` +
+      (embedded === 0 && options.filter?.length && session.hitCount > 0
+        ? `\n! --filter ${options.filter.map((f) => JSON.stringify(f)).join(' and ')} matched none of the ${session.hitCount} hits: the page is empty`
+        : ''),
   };
 }

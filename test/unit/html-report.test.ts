@@ -47,6 +47,22 @@ describe('what the page embeds', () => {
     expect(data.notice).toBe('showing the 3 hits that match --filter (of 12)');
   });
 
+  it('says so when --filter leaves the page empty', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctrdbg-html-empty-'));
+    try {
+      const out = await replayCommand(
+        sample,
+        { html: join(dir, 'empty.html'), filter: ['nothing-records-this'] },
+        { input: process.stdin, output: process.stdout, isTTY: false },
+      );
+      expect(out.text).toContain(
+        '! --filter "nothing-records-this" matched none of the 12 hits: the page is empty',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('caps the page at --max-hits, naming what was left out', () => {
     const session = openRecording(sample);
     const data = embedded(renderHtmlReport(session, { maxHits: 5 }));
