@@ -287,10 +287,7 @@ export function listNotes(session: Pick<RecordingFile, 'truncated' | 'end'>): st
   return notes;
 }
 
-/**
- * The hits `indices` (the matching ones, in file order), from position `offset`, at most `limit` of them.
- * `hits` may hold the already parsed hits of a streamed selection.
- */
+/** The hits `indices` (the matching ones, in file order), from position `offset`, at most `limit` of them. */
 export function listView(
   session: RecordingFile,
   indices: readonly number[],

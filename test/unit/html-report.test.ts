@@ -63,6 +63,29 @@ describe('what the page embeds', () => {
     }
   });
 
+  it('hits that name their process get a process column (lanes per process)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctrdbg-html-process-'));
+    try {
+      const lines = readFileSync(sample, 'utf8').trim().split('\n');
+      const withProcess = lines.map((l, i) => {
+        const record = JSON.parse(l);
+        if (record.type !== 'hit') return l;
+        record.process =
+          record.breakpoint.set === 'tasks-create'
+            ? { pid: 51034 + i, binary: '/usr/bin/containerd-shim-runc-v2' }
+            : { pid: 48213, binary: '/usr/bin/containerd' };
+        return JSON.stringify(record);
+      });
+      const file = join(dir, 'processes.jsonl');
+      writeFileSync(file, `${withProcess.join('\n')}\n`);
+      const data = embedded(renderHtmlReport(openRecording(file)));
+      expect(data.processes.map((p) => p.pid)).toEqual([48213, 51039, 51041, 51045]);
+      expect(data.process?.slice(0, 5)).toEqual([0, 0, 0, 0, 1]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('caps the page at --max-hits, naming what was left out', () => {
     const session = openRecording(sample);
     const data = embedded(renderHtmlReport(session, { maxHits: 5 }));

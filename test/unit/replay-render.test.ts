@@ -252,6 +252,15 @@ describe('the filter language', () => {
     expect(test('r.ContainerID!=c1', other)).toBe(false);
   });
 
+  it('process=PID or a part of the binary; hits recorded without a process never match', () => {
+    const shim = subject({ process: { pid: 5120, binary: '/usr/bin/containerd-shim-runc-v2' } });
+    expect(test('process=5120', shim)).toBe(true);
+    expect(test('process=shim-runc', shim)).toBe(true);
+    expect(test('process=1', shim)).toBe(false);
+    expect(test('process=5120', hit)).toBe(false);
+    expect(test('shim-runc', shim)).toBe(true);
+  });
+
   it('commas inside quotes do not split terms', () => {
     expect(splitFilterTerms('r.Stdout="a,b", g=1,,')).toEqual(['r.Stdout="a,b"', 'g=1']);
   });
