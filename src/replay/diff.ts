@@ -32,7 +32,9 @@ export function flattenHit(hit: HitRecord): Map<string, FlatValue> {
       put(path, own || shortType(value.type));
       return;
     }
-    if (own !== '') put(path, own);
+    // A pointer to a scalar shows its pointee at the pointer's own path: the value, not the address, is
+    // what the path holds then.
+    if (own !== '' && !children.some((c) => childPath(path, c.name) === path)) put(path, own);
     for (const child of children) walk(childPath(path, child.name), at, child, depth + 1);
   };
   for (const section of hitSections(hit, [])) {

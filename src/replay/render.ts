@@ -192,6 +192,10 @@ export function inlineValue(value: RecordedValue, max: number): string {
           return put(v.truncated ? '{…}' : '{}');
         }
         if (v.kind === 'ptr') put('&');
+        const only = cs[0];
+        // A pointer to a scalar: `&5`, not `&{*p:5}`.
+        if (cs.length === 1 && only && (only.name === '' || only.name.charAt(0) === '*'))
+          return walk(only, depth + 1);
         if (depth >= 3) return put('{…}');
         put('{');
         cs.forEach((c, i) => {

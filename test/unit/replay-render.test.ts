@@ -171,6 +171,29 @@ describe('value text', () => {
     expect(inlineValue(str('s', 'x'.repeat(100)), 10)).toHaveLength(10);
   });
 
+  it('a pointer to a scalar reads as its value; the diff compares the value, not the address', async () => {
+    const p = (address: string, n: string): RecordedValue => ({
+      name: 'limit',
+      type: '*uint32',
+      kind: 'ptr',
+      value: address,
+      children: [{ name: '*limit', type: 'uint32', kind: 'uint32', value: n }],
+    });
+    expect(inlineValue(p('0xc1', '5'), 20)).toBe('&5');
+    const { diffHits } = await import('../../src/replay/diff.js');
+    const at = (v: RecordedValue) =>
+      ({
+        breakpoint: { name: 'b' },
+        location: { function: 'main.f' },
+        args: [v],
+        locals: [],
+        expressions: [],
+      }) as unknown as HitRecord;
+    expect(diffHits(at(p('0xc1', '5')), at(p('0xc2', '6'))).changes).toEqual([
+      { op: 'changed', path: 'limit', section: 'parameters', root: 'limit', before: '5', after: '6' },
+    ]);
+  });
+
   it('protobuf bookkeeping fields are shown only when they hold something', () => {
     const msg: RecordedValue = {
       name: 'Namespace',
