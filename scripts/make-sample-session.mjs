@@ -32,7 +32,8 @@ const ptr = (name, type, target) => ({
   name,
   type,
   kind: 'ptr',
-  value: '0xc000' + hex6(name + type),
+  // A different request is a different allocation: the address follows the content, as on a node.
+  value: '0xc000' + hex6(name + type + JSON.stringify(target)),
   children: [target],
 });
 const strMap = (name, entries) => ({
@@ -67,6 +68,63 @@ const ctxArg = () => ({
         { name: 'key', type: 'interface {}', kind: 'interface', value: 'namespaces.namespaceKey {}' },
       ],
     },
+  ],
+});
+
+/**
+ * The method's receiver, as Delve lists it first among the arguments: the service object, with a database
+ * pointer it did not follow and an event publisher whose channels are what the recorder writes for a chan.
+ */
+const receiver = (name, type) => ({
+  name,
+  type: `*github.com/containerd/containerd/${type}`,
+  kind: 'ptr',
+  value: '0xc000012378',
+  children: [
+    struct(`*${name}`, `github.com/containerd/containerd/${type}`, [
+      {
+        name: 'db',
+        type: '*github.com/containerd/containerd/metadata.DB',
+        kind: 'ptr',
+        value: '0xc0000e4a80',
+        truncated: true,
+      },
+      {
+        name: 'publisher',
+        type: 'github.com/containerd/containerd/events.Publisher',
+        kind: 'interface',
+        value: '*github.com/containerd/containerd/events/exchange.Exchange',
+        children: [
+          {
+            name: 'data',
+            type: '*github.com/containerd/containerd/events/exchange.Exchange',
+            kind: 'ptr',
+            value: '0xc000014070',
+            children: [
+              struct('*data', 'github.com/containerd/containerd/events/exchange.Exchange', [
+                {
+                  name: 'events',
+                  type: 'chan github.com/docker/go-events.Event',
+                  kind: 'chan',
+                  value: '0xc0000ac5a0',
+                  len: 0,
+                  cap: 0,
+                },
+                {
+                  name: 'queue',
+                  type: 'chan github.com/docker/go-events.Event',
+                  kind: 'chan',
+                  value: '0xc0000ac600',
+                  len: 2,
+                  cap: 64,
+                },
+                { name: 'closed', type: 'chan struct {}', kind: 'chan', value: 'nil' },
+              ]),
+            ],
+          },
+        ],
+      },
+    ]),
   ],
 });
 
@@ -224,7 +282,10 @@ const SPEC_JSON =
 const SPEC_LEN = 2890;
 
 function namespaceHit(name, labels) {
-  const labelMap = strMap('Labels', labels);
+  // ctr creates a namespace without labels with a nil map.
+  const labelMap = labels.length
+    ? strMap('Labels', labels)
+    : { name: 'Labels', type: 'map[string]string', kind: 'map', len: 0, value: 'nil' };
   const req = ptr(
     'req',
     '*github.com/containerd/containerd/api/services/namespaces/v1.CreateNamespaceRequest',
@@ -236,7 +297,12 @@ function namespaceHit(name, labels) {
     ]),
   );
   return {
-    args: [ctxArg(), req, nilSlice('_', '[]google.golang.org/grpc.CallOption')],
+    args: [
+      receiver('l', 'services/namespaces.local'),
+      ctxArg(),
+      req,
+      nilSlice('_', '[]google.golang.org/grpc.CallOption'),
+    ],
     locals: [
       struct('resp', 'github.com/containerd/containerd/api/services/namespaces/v1.CreateNamespaceResponse', [
         struct('Namespace', 'github.com/containerd/containerd/api/services/namespaces/v1.Namespace', [
@@ -312,6 +378,7 @@ function containerHit({ id, image, labels, redactToken, unreadableCreated }) {
   const labelsExpr = { ...labelMap, name: 'req.Container.Labels' };
   return {
     args: [
+      receiver('l', 'services/containers.local'),
       ctxArg(),
       ptr(
         'req',
@@ -384,6 +451,7 @@ function taskHit({ id, pid }) {
   ]);
   return {
     args: [
+      receiver('l', 'services/tasks.local'),
       ctxArg(),
       ptr('r', '*github.com/containerd/containerd/api/services/tasks/v1.CreateTaskRequest', r),
       nilSlice('_', '[]google.golang.org/grpc.CallOption'),
@@ -409,6 +477,7 @@ function taskHit({ id, pid }) {
 function shimHit({ id, pid }) {
   return {
     args: [
+      receiver('m', 'runtime/v2.TaskManager'),
       ctxArg(),
       str('taskID', id),
       struct('opts', 'github.com/containerd/containerd/runtime.CreateOpts', [
@@ -544,7 +613,11 @@ async function loadWriter() {
 /** Writes the sample (or `hits` hits cycling through its scenario, on many goroutines) to `out`. */
 export async function writeSession(out, { hits: count, compact = false } = {}) {
   const { createRecordingWriter } = await loadWriter();
-  const writer = createRecordingWriter(out, { force: true, fsyncEveryRecords: 20000, fsyncIntervalMs: 60_000 });
+  const writer = createRecordingWriter(out, {
+    force: true,
+    fsyncEveryRecords: 20000,
+    fsyncIntervalMs: 60_000,
+  });
   writer.writeHeader(header);
   if (count === undefined) {
     const { hits, end } = sampleRecords();
@@ -568,7 +641,9 @@ export async function writeSession(out, { hits: count, compact = false } = {}) {
       if (compact) {
         // ~1.5 KB a hit, the size the benchmark's goal is stated for: the top of the stack and the request.
         hit.stack = hit.stack.slice(0, 2);
-        hit.args = hit.args.filter((a) => a.name !== 'ctx' && a.name !== '_').map((a) => prune(a, 3));
+        hit.args = hit.args
+          .filter((a) => a.name !== 'ctx' && a.name !== '_' && a.name !== 'l' && a.name !== 'm')
+          .map((a) => prune(a, 3));
         hit.locals = [];
         hit.expressions = hit.expressions.map((e) => (e.value ? { ...e, value: prune(e.value, 1) } : e));
       }

@@ -19,5 +19,7 @@ for (const s of suites) {
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
 for (const r of rows) console.log(r.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd());
+// Where a suite measured something machine-bound (a browser's timings), it names the machine.
+for (const s of suites) if (s.machine) console.log(`${s.suite}: ${s.machine}`);
 writeFileSync(process.argv[2], `${JSON.stringify({ date: new Date().toISOString(), suites }, null, 2)}\n`);
 console.log(`\nwritten: ${process.argv[2]}`);

@@ -10,27 +10,15 @@ import { openNode } from '../deploy/openNode.js';
 import { ExitCode } from '../errors.js';
 import type { TargetOptions } from '../nodes/resolveTarget.js';
 import type { HitRecord, RecordedValue } from '../recording/format.js';
+import { baseName, expressionsLine, shortFunction } from '../replay/render.js';
 import { createLogger, formatTable, mark, style } from '../util/output.js';
 import type { CommandOutput } from './output.js';
 
-function preview(v: RecordedValue | undefined, max = 60): string {
-  if (!v) return '?';
-  if (v.redacted) return '<redacted>';
-  if (v.error) return `<${v.error}>`;
-  if (v.value !== undefined) {
-    const text = v.kind === 'string' ? JSON.stringify(v.value) : v.value;
-    return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-  }
-  if (v.children) return `${v.type}{${v.children.length} fields}`;
-  return v.type;
-}
-
+/** The live line of a hit: the same values, rendered by the same rules, as `replay --list` shows them. */
 export function hitLine(hit: HitRecord): string {
-  const fn = hit.location.function.split('/').pop() ?? hit.location.function;
-  const file = hit.location.file.split('/').pop();
-  const values = hit.expressions
-    .map((e) => `${e.expr}=${e.error ? `<${e.error}>` : preview(e.value)}`)
-    .join('  ');
+  const fn = shortFunction(hit.location.function);
+  const file = baseName(hit.location.file);
+  const values = expressionsLine(hit, 60, '  ');
   return `#${hit.seq} +${(hit.t / 1000).toFixed(3)}s ${style.bold(hit.breakpoint.name)} g${hit.goroutine.id} ${fn} ${file}:${hit.location.line} ${style.dim(`(${hit.stoppedMs.toFixed(1)} ms)`)}  ${values}`;
 }
 

@@ -6,7 +6,7 @@
  * Upstream (checked against Delve v1.27 source and Delve 1.20.2 on the wire):
  *   https://github.com/go-delve/delve/blob/master/service/api/types.go
  *   https://github.com/go-delve/delve/blob/master/service/rpc2/server.go
- * Nothing outside src/delve/ should import these: the recorder converts them (src/delve/convert.ts).
+ * Nothing outside src/delve/ should import these: the recorder converts them (src/record/delveValues.ts).
  */
 
 /** Corresponds to api.LoadConfig: how much of a value Delve reads from the target's memory. */
@@ -256,6 +256,19 @@ export const ReflectKind = {
   String: 24,
   Struct: 25,
   UnsafePointer: 26,
+} as const;
+
+/**
+ * Corresponds to api.VariableFlags (service/api/types.go), the bits of `Variable.flags`. Delve lists a
+ * function's results among its arguments, flagged ReturnArgument; at a function's entry they hold garbage.
+ */
+export const VariableFlags = {
+  Escaped: 1,
+  Shadowed: 2,
+  Constant: 4,
+  Argument: 8,
+  ReturnArgument: 16,
+  FakeAddress: 32,
 } as const;
 
 /** The load config Delve uses for Eval when none is given (rpc2.Eval) — also ctrdbg's default. */

@@ -12,7 +12,7 @@ import type {
   Thread,
   Variable,
 } from '../delve/types.js';
-import { ReflectKind, reflectKindNames } from '../delve/types.js';
+import { ReflectKind, reflectKindNames, VariableFlags } from '../delve/types.js';
 import type { RecordedFrame, RecordedValue } from '../recording/format.js';
 
 /** Lower-case Go kind name of a Delve variable ("struct", "ptr", "string", …). */
@@ -106,9 +106,25 @@ export function convertVariable(v: Variable, options: ConvertOptions = {}): Reco
       return out;
     }
     case ReflectKind.Chan: {
-      out.len = v.len;
-      out.cap = v.cap;
-      out.value = v.base === 0 && v.addr === 0 ? 'nil' : hex(v.base);
+      // Delve loads a channel as its runtime.hchan: `base` is the hchan's address (0 for a nil channel),
+      // `len` is the hchan's field count (11 in Go 1.19), and the fields are the children. The channel's
+      // length and capacity are the fields qcount and dataqsiz (Delve's own printer reads children 0 and 1).
+      if (v.base === 0) {
+        out.value = 'nil';
+        return out;
+      }
+      out.value = hex(v.base);
+      const field = (name: string) => children.find((c) => c.name === name);
+      const qcount = Number(field('qcount')?.value);
+      const dataqsiz = Number(field('dataqsiz')?.value);
+      if (Number.isSafeInteger(qcount) && Number.isSafeInteger(dataqsiz)) {
+        out.len = qcount;
+        out.cap = dataqsiz;
+      } else {
+        out.truncated = true;
+      }
+      const closed = field('closed')?.value;
+      if (closed !== undefined && closed !== '' && closed !== '0') out.value += ' closed';
       return out;
     }
     case ReflectKind.Func: {
@@ -126,6 +142,19 @@ export function convertVariable(v: Variable, options: ConvertOptions = {}): Reco
 
 export function convertVariables(vars: readonly Variable[] | null | undefined): RecordedValue[] {
   return (vars ?? []).map((v) => convertVariable(v));
+}
+
+/** Whether Delve flagged `v` as one of the function's results (listed among its arguments). */
+export function isReturnArgument(v: Variable): boolean {
+  return (v.flags & VariableFlags.ReturnArgument) !== 0;
+}
+
+/**
+ * A function's parameters at a breakpoint, without its results: Delve lists named and unnamed results
+ * (`~r0`, `err`) among the arguments, and at the function's entry they are whatever the stack held.
+ */
+export function convertArguments(vars: readonly Variable[] | null | undefined): RecordedValue[] {
+  return (vars ?? []).filter((v) => !isReturnArgument(v)).map((v) => convertVariable(v));
 }
 
 /** A short one-line rendering, used for map keys. */

@@ -130,6 +130,11 @@ export interface HitRecord {
   at?: 'return' | 'after-call';
   /** at: return — what the function returned (named results, or ~r0…). */
   results?: RecordedValue[];
+  /**
+   * The debugged process, when a recording follows more than one (containerd and its shims). Absent in
+   * recordings of containerd alone; replay groups hits by it where present (filter `process=`, HTML lanes).
+   */
+  process?: { pid: number; binary: string };
 }
 
 export type EndReason =

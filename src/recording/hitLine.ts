@@ -29,6 +29,7 @@ export interface HitPrefix {
   seq: number;
   t: number;
   goroutine: number;
+  stoppedMs: number;
   breakpoint: { id: number; name: string; set: string };
   location: { function: string; file: string; line: number };
 }
@@ -37,11 +38,12 @@ export interface HitPrefix {
 export function parseHitPrefix(prefix: string): HitPrefix | undefined {
   const m = HIT_PREFIX.exec(prefix);
   if (!m) return undefined;
-  const [, seq, t, , bpId, bpName, bpSet, gid, , , , locFn, locFile, locLine] = m;
+  const [, seq, t, , bpId, bpName, bpSet, gid, , , stopped, locFn, locFile, locLine] = m;
   return {
     seq: Number(seq),
     t: Number(t),
     goroutine: Number(gid),
+    stoppedMs: Number(stopped),
     breakpoint: {
       id: Number(bpId),
       name: unescapeJsonString(bpName ?? ''),

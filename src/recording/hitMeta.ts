@@ -25,6 +25,8 @@ export interface HitMeta {
   seq: Uint32Array;
   t: Float64Array;
   goroutine: Float64Array;
+  /** How long containerd was stopped for the hit (ms). */
+  stoppedMs: Float64Array;
   /** Index into `breakpoints`. */
   breakpoint: Uint32Array;
   /** Index into `locations`. */
@@ -37,6 +39,7 @@ export class MetaBuilder {
   seq: number[] = [];
   t: number[] = [];
   goroutine: number[] = [];
+  stoppedMs: number[] = [];
   breakpoint: number[] = [];
   location: number[] = [];
   breakpoints: BreakpointKey[] = [];
@@ -49,6 +52,7 @@ export class MetaBuilder {
     this.seq.push(0);
     this.t.push(0);
     this.goroutine.push(0);
+    this.stoppedMs.push(0);
     this.breakpoint.push(0);
     this.location.push(0);
     return this.seq.length - 1;
@@ -60,14 +64,23 @@ export class MetaBuilder {
 
   /** Drops slots from `length` on (a truncated last line, an end record). */
   truncate(length: number): void {
-    for (const column of [this.seq, this.t, this.goroutine, this.breakpoint, this.location])
+    for (const column of [this.seq, this.t, this.goroutine, this.stoppedMs, this.breakpoint, this.location])
       column.length = length;
   }
 
-  fill(i: number, seq: number, t: number, goroutine: number, bp: BreakpointKey, loc: LocationKey): void {
+  fill(
+    i: number,
+    seq: number,
+    t: number,
+    goroutine: number,
+    stoppedMs: number,
+    bp: BreakpointKey,
+    loc: LocationKey,
+  ): void {
     this.seq[i] = seq;
     this.t[i] = t;
     this.goroutine[i] = goroutine;
+    this.stoppedMs[i] = stoppedMs;
     this.breakpoint[i] = this.intern(
       this.bpIndex,
       this.breakpoints,
@@ -86,12 +99,12 @@ export class MetaBuilder {
   fillFromPrefix(i: number, prefix: string): boolean {
     const p = parseHitPrefix(prefix);
     if (!p) return false;
-    this.fill(i, p.seq, p.t, p.goroutine, p.breakpoint, p.location);
+    this.fill(i, p.seq, p.t, p.goroutine, p.stoppedMs, p.breakpoint, p.location);
     return true;
   }
 
   fillFromRecord(i: number, hit: HitRecord): void {
-    this.fill(i, hit.seq, hit.t, hit.goroutine.id, hit.breakpoint, hit.location);
+    this.fill(i, hit.seq, hit.t, hit.goroutine.id, hit.stoppedMs, hit.breakpoint, hit.location);
   }
 
   private intern<T>(index: Map<string, number>, table: T[], key: string, value: T): number {
@@ -109,6 +122,7 @@ export class MetaBuilder {
       seq: Uint32Array.from(this.seq),
       t: Float64Array.from(this.t),
       goroutine: Float64Array.from(this.goroutine),
+      stoppedMs: Float64Array.from(this.stoppedMs),
       breakpoint: Uint32Array.from(this.breakpoint),
       location: Uint32Array.from(this.location),
       breakpoints: this.breakpoints,
@@ -124,6 +138,7 @@ export function sliceMeta(meta: HitMeta, count: number): HitMeta {
     seq: meta.seq.subarray(0, count),
     t: meta.t.subarray(0, count),
     goroutine: meta.goroutine.subarray(0, count),
+    stoppedMs: meta.stoppedMs.subarray(0, count),
     breakpoint: meta.breakpoint.subarray(0, count),
     location: meta.location.subarray(0, count),
   };

@@ -151,19 +151,17 @@ export class RecordingFile {
     return this.lineText(this.firstHitLine + index);
   }
 
-  /** Reads and parses hit `seq` (1-based) with one positioned read. */
-  readHit(seq: number): HitRecord {
-    this.checkSeq(seq);
-    const index = this.indexOfSeq(seq);
-    return this.readHitAt(index);
+  /** The raw JSON text of the hit at position `index` (0-based, file order). */
+  hitTextAt(index: number): string {
+    return this.lineText(this.firstHitLine + index);
   }
 
-  /** Reads the hit at position `index` (0-based, file order). */
-  readHitAt(index: number): HitRecord {
+  /** Parses a hit line read with hitTextAt (the same errors as readHitAt). */
+  parseHitText(index: number, text: string): HitRecord {
     const line = this.firstHitLine + index;
     let record: HitRecord;
     try {
-      record = JSON.parse(this.lineText(line)) as HitRecord;
+      record = JSON.parse(text) as HitRecord;
     } catch (error) {
       throw inputError(`${this.path}: line ${line + 1} is not valid JSON`, {
         hint: 'The session file is damaged in the middle; only a cut-short last line is tolerated.',
@@ -174,6 +172,18 @@ export class RecordingFile {
       throw inputError(`${this.path}: line ${line + 1} is a "${String(record.type)}" record, expected a hit`);
     }
     return record;
+  }
+
+  /** Reads and parses hit `seq` (1-based) with one positioned read. */
+  readHit(seq: number): HitRecord {
+    this.checkSeq(seq);
+    const index = this.indexOfSeq(seq);
+    return this.readHitAt(index);
+  }
+
+  /** Reads the hit at position `index` (0-based, file order). */
+  readHitAt(index: number): HitRecord {
+    return this.parseHitText(index, this.hitTextAt(index));
   }
 
   private checkSeq(seq: number): void {

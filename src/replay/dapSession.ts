@@ -22,8 +22,8 @@ import {
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { isCtrdbgError } from '../errors.js';
 import type { HitRecord, RecordedValue } from '../recording/format.js';
+import { baseName, displayChildren, hitSections, inlineValue, shortType, valueText } from './render.js';
 import { ReplayRuntime, type SubstitutePath } from './replayRuntime.js';
-import { baseName, displayChildren, formatValue, shortType } from './values.js';
 
 /** The `launch` arguments of a `ctrdbg-replay` configuration. */
 export interface ReplayLaunchArguments extends DebugProtocol.LaunchRequestArguments {
@@ -191,13 +191,23 @@ export class ReplayDebugSession extends DebugSession {
       return;
     }
     const hit = this.runtime.hit(ref.seq);
-    response.body = {
-      scopes: [
-        new Scope('Arguments', this.variables.create({ values: hit.args }), false),
-        new Scope('Locals', this.variables.create({ values: hit.locals }), false),
-        new Scope('Recorded expressions', this.variables.create({ expressions: hit.expressions }), false),
-      ],
-    };
+    // The order every view reads a hit in (render.ts). The receiver is marked expensive, so the editor
+    // leaves it collapsed until asked.
+    const scopes: DebugProtocol.Scope[] = [];
+    for (const section of hitSections(hit, ['all'])) {
+      if (section.id === 'expressions') {
+        scopes.push(
+          new Scope('Recorded expressions', this.variables.create({ expressions: hit.expressions }), false),
+        );
+        continue;
+      }
+      if (section.id === 'receiver' && section.entries.length === 0) continue;
+      const values = section.entries.flatMap((e) => (e.value ? [e.value] : []));
+      const name =
+        section.id === 'parameters' ? 'Parameters' : section.id === 'receiver' ? 'Receiver' : 'Locals';
+      scopes.push(new Scope(name, this.variables.create({ values }), section.id === 'receiver'));
+    }
+    response.body = { scopes };
     this.sendResponse(response);
   }
 
@@ -227,10 +237,10 @@ export class ReplayDebugSession extends DebugSession {
   /** Children get a handle only when listed; their own children are materialized when expanded. */
   private toVariable(name: string, value: RecordedValue): DebugProtocol.Variable {
     const children = displayChildren(value);
-    const text = formatValue(value);
+    const text = valueText(value);
     return {
       name,
-      value: text === '' || text === '{…}' ? shortType(value.type) : text,
+      value: text === '' ? inlineValue(value, 120) : text,
       type: shortType(value.type),
       variablesReference: children.length > 0 ? this.variables.create({ values: children }) : 0,
       ...(value.kind === 'map' || value.kind === 'struct' ? { namedVariables: children.length } : {}),
@@ -308,7 +318,10 @@ function lookup(hit: HitRecord, expr: string): RecordedValue | undefined {
   const recorded = hit.expressions.find((e) => e.expr === expr);
   if (recorded?.value) return recorded.value;
   const [head, ...rest] = expr.split('.');
-  let value = [...hit.args, ...hit.locals].find((v) => v.name === head);
+  let value = hitSections(hit, ['all'])
+    .filter((s) => s.id !== 'expressions')
+    .flatMap((s) => s.entries)
+    .find((e) => e.label === head)?.value;
   for (const part of rest) {
     if (!value) return undefined;
     value = displayChildren(value).find((c) => c.name === part);

@@ -1,28 +1,43 @@
 /**
- * `ctrdbg replay FILE --html OUT`: one self-contained HTML page (inline CSS and JS, the session embedded as
- * JSON, nothing fetched at view time) with an SVG timeline of hits, a hit table, a filter box and an
- * expandable view of a hit's stack and variables.
+ * `ctrdbg replay FILE --html OUT`: one self-contained HTML page (inline CSS and JS, the session embedded,
+ * nothing fetched at view time) that stays usable at 100,000 hits: a canvas density timeline with lanes
+ * (per breakpoint, goroutine or process; the busiest few plus a lane search), zoom and pan, a virtualised
+ * table whose columns are the recorded expressions, the filter language of the terminal, and a hit's detail.
+ *
+ * The page gets per-hit columns (time, breakpoint, goroutine, stop time, each recorded expression's inline
+ * value) as plain arrays, and the full hits as gzip-compressed chunks it inflates on demand (the browser's
+ * DecompressionStream), so opening a large recording parses only what the timeline and table need.
+ *
+ * The rendering rules (render.ts) and the filter language (filter.ts) are the terminal's own functions,
+ * serialised into the page, so the page cannot drift from `replay --goto` and `--filter`.
  *
  * Everything recorded is untrusted text (it came from containerd's memory): it is embedded only inside a
  * JSON script block with `<`, `>`, `&` and the JS line separators escaped, and the page's script inserts it
  * with textContent, never as HTML.
  */
 import { writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { inputError } from '../errors.js';
 import type { HitRecord } from '../recording/format.js';
 import type { RecordingFile } from '../recording/reader.js';
 import { formatBytes } from '../util/output.js';
-import { parseFilter, selectHits, summaryView } from './terminal.js';
+import { FILTER_FUNCTIONS, filterHelp } from './filter.js';
+import { PAGE_CSS, PAGE_SCRIPT } from './htmlPage.js';
+import { RENDER_FUNCTIONS } from './render.js';
+import { expressionTexts, parseFilter, recordedExpressions, selectHits } from './selection.js';
+import { summaryView } from './terminal.js';
 
 export interface HtmlReportOptions {
-  /** Hits to embed, as --filter selects them; also the initial content of the page's filter box. */
+  /** Hits to embed, as --filter selects them. */
   filter?: string[];
-  /** At most this many hits are embedded (the page stays usable and small); the rest are named, not shown. */
+  /** At most this many hits are embedded; the rest are named, not shown. */
   maxHits?: number;
 }
 
-/** A page with more hits than this gets slow to open and large to share; narrow it with --filter instead. */
-export const DEFAULT_HTML_MAX_HITS = 5000;
+/** Enough for the 100,000-hit recordings the page is built for; narrow larger ones with --filter. */
+export const DEFAULT_HTML_MAX_HITS = 200_000;
+/** Hits per compressed detail chunk: a click inflates one chunk (a few hundred KB of JSON at most). */
+export const DETAIL_CHUNK_HITS = 256;
 
 /** JSON that is safe inside <script>: no `</script>`, no `<!--`, no U+2028/2029 surprises. */
 export function jsonForScript(value: unknown): string {
@@ -38,30 +53,178 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export function renderHtmlReport(session: RecordingFile, options: HtmlReportOptions = {}): string {
+/** What the page embeds (the `session-data` script block). */
+export interface PagePayload {
+  summary: ReturnType<typeof summaryView>['data'];
+  notice: string;
+  /** The file as given, for the `ctrdbg replay FILE --goto N` hint. */
+  file: string;
+  filterHelp: string;
+  /** Every recorded expression: filter keys and table columns. */
+  expressions: string[];
+  breakpoints: Array<{ id: number; name: string; set: string; expressions: number[] }>;
+  locations: Array<{ function: string; file: string; line: number }>;
+  /** Per-hit columns, in file order. */
+  seq: number[];
+  t: number[];
+  goroutine: number[];
+  breakpoint: number[];
+  location: number[];
+  stoppedMs: number[];
+  /** Processes, when the recording names them per hit (index -1: none). */
+  processes: Array<{ pid: number; binary: string }>;
+  process: number[] | null;
+  /** Inline values: hit i's breakpoint expressions, in order, at values[offset(i) …] as indices into dict (-1: not recorded). */
+  dict: string[];
+  values: number[];
+  chunkHits: number;
+  /** base64 of gzip(JSON array of the hits of chunk k). */
+  chunks: string[];
+}
+
+export function buildPayload(session: RecordingFile, options: HtmlReportOptions = {}): PagePayload {
   const summary = summaryView(session).data;
   const max = options.maxHits ?? DEFAULT_HTML_MAX_HITS;
-  const selected = selectHits(
-    session.meta(),
-    options.filter?.length ? parseFilter(options.filter) : undefined,
-  );
-  const hits: HitRecord[] = selected.slice(0, max).map((i) => session.readHitAt(i));
+  const filter = parseFilter(session.header, options.filter ?? []);
+  const selected = selectHits(session, filter);
+  const chosen = selected.slice(0, max);
   const notice =
-    selected.length > hits.length
-      ? `showing the first ${hits.length} of ${selected.length} matching hits (of ${session.hitCount}); narrow with --filter or raise --max-hits`
+    selected.length > chosen.length
+      ? `showing the first ${chosen.length} of ${selected.length} matching hits (of ${session.hitCount}); narrow with --filter or raise --max-hits`
       : selected.length < session.hitCount
         ? `showing the ${selected.length} hits that match --filter (of ${session.hitCount})`
         : '';
-  const payload = { summary, hits, filter: '', notice };
-  const title = `ctrdbg replay — ${summary.target.spec} — ${summary.hits} hits`;
-  return `<!doctype html>
+  const expressions = recordedExpressions(session.header);
+  const exprIndex = new Map(expressions.map((e, i) => [e, i]));
+  const meta = session.meta();
+  const breakpoints: PagePayload['breakpoints'] = [];
+  const bpIndex = new Map<string, number>();
+  const addBreakpoint = (b: { id: number; name: string; set: string }, recorded: readonly string[]) => {
+    const declared = session.header.breakpoints.find((d) => d.name === b.name);
+    // A hit that records an expression its header entry does not list still gets its column.
+    const exprs = [...(declared?.expressions ?? [])];
+    for (const e of recorded) if (!exprs.includes(e)) exprs.push(e);
+    for (const e of exprs)
+      if (!exprIndex.has(e)) {
+        exprIndex.set(e, expressions.length);
+        expressions.push(e);
+      }
+    const i = breakpoints.length;
+    breakpoints.push({
+      id: b.id,
+      name: b.name,
+      set: b.set,
+      expressions: exprs.map((e) => exprIndex.get(e) ?? 0),
+    });
+    bpIndex.set(b.name, i);
+    return i;
+  };
+  const bpOf = (hit: HitRecord): number =>
+    bpIndex.get(hit.breakpoint.name) ??
+    addBreakpoint(
+      hit.breakpoint,
+      hit.expressions.map((e) => e.expr),
+    );
+  const payload: PagePayload = {
+    summary,
+    notice,
+    file: session.path,
+    filterHelp: filterHelp(),
+    expressions,
+    breakpoints,
+    locations: meta.locations.map((l) => ({ function: l.function, file: l.file, line: l.line })),
+    seq: [],
+    t: [],
+    goroutine: [],
+    breakpoint: [],
+    location: [],
+    stoppedMs: [],
+    processes: [],
+    process: null,
+    dict: [],
+    values: [],
+    chunkHits: DETAIL_CHUNK_HITS,
+    chunks: [],
+  };
+  // Lanes in the header's order (the sets' order), for the breakpoints that have hits.
+  for (const b of session.header.breakpoints) {
+    if (!bpIndex.has(b.name) && meta.breakpoints.some((m) => m.name === b.name)) addBreakpoint(b, []);
+  }
+  const dict = new Map<string, number>();
+  const intern = (text: string) => {
+    let i = dict.get(text);
+    if (i === undefined) {
+      i = payload.dict.length;
+      payload.dict.push(text);
+      dict.set(text, i);
+    }
+    return i;
+  };
+  const processIndex = new Map<string, number>();
+  const processes: number[] = [];
+  let anyProcess = false;
+  let chunk: string[] = [];
+  const flush = () => {
+    if (chunk.length === 0) return;
+    payload.chunks.push(gzipSync(`[${chunk.join(',')}]`, { level: 6 }).toString('base64'));
+    chunk = [];
+  };
+  for (const index of chosen) {
+    const raw = session.hitTextAt(index);
+    const hit = session.parseHitText(index, raw);
+    const bp = bpOf(hit);
+    payload.seq.push(hit.seq);
+    payload.t.push(hit.t);
+    payload.goroutine.push(hit.goroutine.id);
+    payload.breakpoint.push(bp);
+    payload.location.push(meta.location[index] ?? 0);
+    payload.stoppedMs.push(hit.stoppedMs);
+    if (hit.process) {
+      anyProcess = true;
+      const key = `${hit.process.pid}\u0000${hit.process.binary}`;
+      let p = processIndex.get(key);
+      if (p === undefined) {
+        p = payload.processes.length;
+        payload.processes.push({ pid: hit.process.pid, binary: hit.process.binary });
+        processIndex.set(key, p);
+      }
+      processes.push(p);
+    } else processes.push(-1);
+    const texts = expressionTexts(hit);
+    for (const e of breakpoints[bp]?.expressions ?? []) {
+      const text = texts.get(expressions[e] ?? '');
+      payload.values.push(text === undefined ? -1 : intern(text));
+    }
+    // The stored line is the hit as recorded: embed it as it is, without a parse/stringify round trip.
+    chunk.push(raw);
+    if (chunk.length === DETAIL_CHUNK_HITS) flush();
+  }
+  flush();
+  if (anyProcess) payload.process = processes;
+  return payload;
+}
+
+/** The page's script: the shared rendering and filter functions, then the page itself. */
+function pageScript(): string {
+  const shared = [...RENDER_FUNCTIONS, ...FILTER_FUNCTIONS].map((f) => f.toString()).join('\n');
+  return `(function () {\n'use strict';\n${shared}\n${PAGE_SCRIPT}\n})();`;
+}
+
+export function renderHtmlReport(session: RecordingFile, options: HtmlReportOptions = {}): string {
+  return renderPage(session, options).html;
+}
+
+function renderPage(session: RecordingFile, options: HtmlReportOptions): { html: string; hits: number } {
+  const payload = buildPayload(session, options);
+  const title = `ctrdbg replay — ${payload.summary.target.spec} — ${payload.summary.hits} hits`;
+  const html = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <title>${escapeHtml(title)}</title>
-<style>${CSS}</style>
+<style>${PAGE_CSS}</style>
 </head>
 <body>
 <header>
@@ -69,24 +232,39 @@ export function renderHtmlReport(session: RecordingFile, options: HtmlReportOpti
   <div id="meta"></div>
 </header>
 <section id="controls">
-  <label>filter <input id="filter" type="search" placeholder="set=lab-create, goroutine=42, bp=create-task, or any text" size="48"></label>
+  <label class="filter">filter <input id="filter" type="search" spellcheck="false" autocomplete="off" placeholder="a value, req.Container.ID=c2, set=lab-create, g=41 …"></label>
+  <button id="filter-help-toggle" type="button" title="the filter language">?</button>
   <span id="count"></span>
-  <span class="group">lanes:
-    <label><input type="radio" name="lanes" value="breakpoint" checked> per breakpoint</label>
-    <label><input type="radio" name="lanes" value="goroutine"> per goroutine</label>
-  </span>
-  <div id="goroutines"></div>
+  <span id="filter-error" class="err" role="alert"></span>
+  <pre id="filter-help" hidden></pre>
 </section>
-<section id="timeline-box"><svg id="timeline" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="timeline of hits"></svg></section>
+<section id="timeline-box">
+  <div id="timeline-controls">
+    <span class="group">lanes:
+      <label><input type="radio" name="lanes" value="breakpoint" checked> per breakpoint</label>
+      <label><input type="radio" name="lanes" value="goroutine"> per goroutine</label>
+      <label id="lanes-process" hidden><input type="radio" name="lanes" value="process"> per process</label>
+    </span>
+    <label>busiest <select id="lane-count"><option>8</option><option selected>12</option><option>24</option><option>48</option></select></label>
+    <label>lane <input id="lane-search" type="search" spellcheck="false" autocomplete="off" placeholder="search lanes (g41, create…)" size="22"></label>
+    <span class="group zoom"><button id="zoom-in" type="button" title="zoom in (+, wheel)">+</button><button id="zoom-out" type="button" title="zoom out (−, wheel)">−</button><button id="zoom-fit" type="button" title="whole recording (0)">fit</button></span>
+    <span id="window" class="hint"></span>
+  </div>
+  <div id="timeline">
+    <div id="lane-labels"></div>
+    <div id="canvas-box"><canvas id="density" aria-label="timeline of hits: drag to pan, wheel to zoom, click a mark to open its hit"></canvas><div id="tooltip" hidden></div></div>
+  </div>
+</section>
 <main>
-  <section id="list-box"><table id="hits"><thead><tr><th>#</th><th>time</th><th>breakpoint</th><th>goroutine</th><th>where</th></tr></thead><tbody></tbody></table></section>
+  <section id="list-box" tabindex="0" aria-label="hits"><div id="hits" role="grid"><div id="hits-head" class="row head" role="row"></div><div id="hits-body"></div></div></section>
   <section id="details"><p class="hint">Click a hit in the timeline or the table.</p></section>
 </main>
 <script type="application/json" id="session-data">${jsonForScript(payload)}</script>
-<script>${SCRIPT}</script>
+<script>${pageScript()}</script>
 </body>
 </html>
 `;
+  return { html, hits: payload.seq.length };
 }
 
 export async function writeHtmlReport(
@@ -94,12 +272,7 @@ export async function writeHtmlReport(
   out: string,
   options: HtmlReportOptions = {},
 ): Promise<{ data: { file: string; out: string; hits: number; bytes: number }; text: string }> {
-  const html = renderHtmlReport(session, options);
-  const matching = selectHits(
-    session.meta(),
-    options.filter?.length ? parseFilter(options.filter) : undefined,
-  ).length;
-  const embedded = Math.min(matching, options.maxHits ?? DEFAULT_HTML_MAX_HITS);
+  const { html, hits: embedded } = renderPage(session, options);
   try {
     await writeFile(out, html, { mode: 0o600 });
   } catch (error) {
@@ -108,283 +281,10 @@ export async function writeHtmlReport(
   const bytes = Buffer.byteLength(html);
   return {
     data: { file: session.path, out, hits: embedded, bytes },
-    text: `wrote ${out} (${embedded} hits, ${formatBytes(bytes)}); open it in a browser, it needs no network`,
+    text:
+      `wrote ${out} (${embedded} hits, ${formatBytes(bytes)}); open it in a browser, it needs no network` +
+      (embedded === 0 && options.filter?.length && session.hitCount > 0
+        ? `\n! --filter ${options.filter.map((f) => JSON.stringify(f)).join(' and ')} matched none of the ${session.hitCount} hits: the page is empty`
+        : ''),
   };
 }
-
-const CSS = `
-:root { --fg:#1d2330; --muted:#667085; --line:#d0d5dd; --bg:#fff; --sel:#fff3c4; font-family: system-ui, sans-serif; }
-body { margin:0; color:var(--fg); background:var(--bg); font-size:14px; }
-header { padding:10px 16px; border-bottom:1px solid var(--line); display:flex; gap:24px; align-items:baseline; flex-wrap:wrap; }
-h1 { font-size:18px; margin:0; }
-#meta { color:var(--muted); }
-#controls { padding:8px 16px; display:flex; gap:16px; align-items:center; flex-wrap:wrap; border-bottom:1px solid var(--line); }
-#goroutines label { margin-right:8px; white-space:nowrap; }
-.swatch { display:inline-block; width:10px; height:10px; border-radius:50%; margin-right:3px; vertical-align:middle; }
-#timeline-box { padding:8px 16px; overflow-x:auto; }
-#timeline { width:100%; min-width:640px; display:block; }
-#timeline .lane-label { font-size:12px; fill:var(--muted); }
-#timeline .axis { font-size:11px; fill:var(--muted); }
-#timeline .lane { stroke:var(--line); }
-#timeline circle.hit { cursor:pointer; stroke:#fff; stroke-width:1.5; }
-#timeline circle.hit.selected { stroke:#000; stroke-width:3; }
-main { display:grid; grid-template-columns:minmax(320px, 1fr) minmax(360px, 1.4fr); gap:16px; padding:0 16px 16px; }
-table { border-collapse:collapse; width:100%; font-size:13px; }
-th, td { text-align:left; padding:3px 6px; border-bottom:1px solid var(--line); white-space:nowrap; }
-tbody tr { cursor:pointer; }
-tbody tr:hover { background:#f2f4f7; }
-tbody tr.selected { background:var(--sel); }
-#list-box { max-height:70vh; overflow:auto; }
-#details { font-size:13px; }
-#details h2 { font-size:16px; margin:8px 0; }
-#details h3 { font-size:14px; margin:12px 0 4px; }
-#details .kv { color:var(--muted); }
-.mono, #details .tree, #details ol { font-family: ui-monospace, monospace; }
-#details ol { margin:0; padding-left:28px; }
-.tree details { margin-left:14px; }
-.tree > details, .tree > .leaf { margin-left:0; }
-.tree .leaf { margin-left:14px; }
-.tree summary { cursor:pointer; }
-.type { color:var(--muted); }
-.err { color:#b42318; }
-.redacted { color:#b54708; }
-.hint { color:var(--muted); }
-`;
-
-// The page script: plain ES2020, no dependencies, builds every node with createElement/textContent.
-const SCRIPT = `
-(function () {
-  'use strict';
-  var data = JSON.parse(document.getElementById('session-data').textContent);
-  var hits = data.hits, summary = data.summary;
-  var svgNS = 'http://www.w3.org/2000/svg';
-  var palette = ['#2e90fa','#f04438','#12b76a','#f79009','#7a5af8','#ee46bc','#06aed4','#669f2a','#dd2590','#4e5ba6'];
-  var goroutineIds = Array.from(new Set(hits.map(function (h) { return h.goroutine.id; }))).sort(function (a, b) { return a - b; });
-  var colorOf = {};
-  goroutineIds.forEach(function (g, i) { colorOf[g] = palette[i % palette.length]; });
-  var hiddenGoroutines = {};
-  var lanesBy = 'breakpoint';
-  var selectedSeq = null;
-  var visible = hits;
-
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    if (attrs) Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-  function svg(tag, attrs, text) {
-    var node = document.createElementNS(svgNS, tag);
-    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-  function offset(ms) { return ms < 1000 ? '+' + ms.toFixed(1) + 'ms' : '+' + (ms / 1000).toFixed(3) + 's'; }
-  function shortFn(fn) { var i = fn.lastIndexOf('/'); return i >= 0 ? fn.slice(i + 1) : fn; }
-  function shortType(t) { return t.replace(/(?:[\\w.~-]+\\/)+(?=[\\w]+\\.)/g, ''); }
-  function base(f) { var i = f.lastIndexOf('/'); return i >= 0 ? f.slice(i + 1) : f; }
-
-  // The filter language of \`ctrdbg replay --filter\`: key=value terms or substrings, comma = and.
-  function matcher(text) {
-    var terms = text.split(',').map(function (t) { return t.trim(); }).filter(Boolean);
-    var preds = terms.map(function (term) {
-      var eq = term.indexOf('=');
-      if (eq < 0) {
-        var needle = term.toLowerCase();
-        return function (h) {
-          return [h.breakpoint.name, h.breakpoint.set, h.location.function, h.location.file, 'g' + h.goroutine.id]
-            .some(function (s) { return s.toLowerCase().indexOf(needle) >= 0; });
-        };
-      }
-      var key = term.slice(0, eq).trim().toLowerCase(), value = term.slice(eq + 1).trim();
-      if (key === 'set') return function (h) { return h.breakpoint.set === value; };
-      if (key === 'bp' || key === 'breakpoint') return function (h) { return h.breakpoint.name === value || h.breakpoint.name.endsWith('/' + value); };
-      if (key === 'function' || key === 'func') return function (h) { return h.location.function.indexOf(value) >= 0; };
-      if (key === 'file') return function (h) { return h.location.file.indexOf(value) >= 0; };
-      if (key === 'goroutine' || key === 'g') return function (h) { return String(h.goroutine.id) === value; };
-      if (key === 'seq') {
-        var m = /^(\\d+)(?:-(\\d+))?$/.exec(value);
-        var from = m ? Number(m[1]) : NaN, to = m && m[2] ? Number(m[2]) : from;
-        return function (h) { return h.seq >= from && h.seq <= to; };
-      }
-      return function () { return false; };
-    });
-    return function (h) { return preds.every(function (p) { return p(h); }); };
-  }
-
-  function renderMeta() {
-    var meta = document.getElementById('meta');
-    var c = summary.containerd;
-    var parts = [
-      'target ' + summary.target.spec,
-      'containerd ' + c.version + (c.revision ? ' (' + c.revision + ')' : ''),
-      'sha256 ' + c.sha256.slice(0, 12) + '…',
-      'sets ' + summary.sets.join(', '),
-      summary.hits + ' hits',
-      summary.end ? 'end: ' + summary.end.reason : 'no end record',
-    ];
-    if (data.notice) parts.push(data.notice);
-    if (summary.truncated) parts.push('truncated last line skipped');
-    meta.textContent = parts.join(' · ');
-  }
-
-  function renderGoroutineToggles() {
-    var box = document.getElementById('goroutines');
-    box.textContent = 'goroutines: ';
-    goroutineIds.forEach(function (g) {
-      var label = el('label');
-      var box2 = el('input', { type: 'checkbox', 'data-goroutine': String(g) });
-      box2.checked = !hiddenGoroutines[g];
-      box2.addEventListener('change', function () { hiddenGoroutines[g] = !box2.checked; update(); });
-      var sw = el('span', { class: 'swatch' });
-      sw.style.background = colorOf[g];
-      label.appendChild(box2);
-      label.appendChild(sw);
-      label.appendChild(document.createTextNode('g' + g));
-      box.appendChild(label);
-    });
-  }
-
-  function lanes() {
-    if (lanesBy === 'goroutine') return goroutineIds.filter(function (g) { return !hiddenGoroutines[g]; }).map(function (g) { return { key: String(g), label: 'goroutine ' + g }; });
-    var names = summary.breakpoints.map(function (b) { return b.name; });
-    hits.forEach(function (h) { if (names.indexOf(h.breakpoint.name) < 0) names.push(h.breakpoint.name); });
-    return names.map(function (n) { return { key: n, label: n }; });
-  }
-  function laneKey(h) { return lanesBy === 'goroutine' ? String(h.goroutine.id) : h.breakpoint.name; }
-
-  function renderTimeline() {
-    var root = document.getElementById('timeline');
-    while (root.firstChild) root.removeChild(root.firstChild);
-    var ls = lanes();
-    var left = 220, right = 20, top = 16, laneH = 30, width = 1100;
-    var height = top + ls.length * laneH + 30;
-    root.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
-    root.setAttribute('height', String(height));
-    var t0 = hits.length ? hits[0].t : 0, t1 = hits.length ? hits[hits.length - 1].t : 1;
-    if (t1 <= t0) t1 = t0 + 1;
-    var x = function (t) { return left + (t - t0) / (t1 - t0) * (width - left - right); };
-    ls.forEach(function (lane, i) {
-      var y = top + i * laneH + laneH / 2;
-      root.appendChild(svg('line', { class: 'lane', x1: left, x2: width - right, y1: y, y2: y }));
-      root.appendChild(svg('text', { class: 'lane-label', x: 8, y: y + 4 }, lane.label));
-    });
-    var axisY = top + ls.length * laneH + 16;
-    for (var k = 0; k <= 5; k++) {
-      var t = t0 + (t1 - t0) * k / 5;
-      root.appendChild(svg('text', { class: 'axis', x: x(t), y: axisY, 'text-anchor': 'middle' }, offset(t)));
-    }
-    var laneIndex = {};
-    ls.forEach(function (lane, i) { laneIndex[lane.key] = i; });
-    visible.forEach(function (h) {
-      var i = laneIndex[laneKey(h)];
-      if (i === undefined) return;
-      var c = svg('circle', { class: 'hit' + (h.seq === selectedSeq ? ' selected' : ''), cx: x(h.t), cy: top + i * laneH + laneH / 2, r: 7, fill: colorOf[h.goroutine.id], 'data-seq': String(h.seq) });
-      c.appendChild(svg('title', {}, '#' + h.seq + ' ' + h.breakpoint.name + ' g' + h.goroutine.id + ' ' + offset(h.t)));
-      c.addEventListener('click', function () { select(h.seq); });
-      root.appendChild(c);
-    });
-  }
-
-  function renderTable() {
-    var body = document.querySelector('#hits tbody');
-    while (body.firstChild) body.removeChild(body.firstChild);
-    visible.forEach(function (h) {
-      var tr = el('tr', { 'data-seq': String(h.seq) });
-      if (h.seq === selectedSeq) tr.className = 'selected';
-      [String(h.seq), offset(h.t), h.breakpoint.name, 'g' + h.goroutine.id, shortFn(h.location.function) + ':' + h.location.line]
-        .forEach(function (text) { tr.appendChild(el('td', null, text)); });
-      tr.addEventListener('click', function () { select(h.seq); });
-      body.appendChild(tr);
-    });
-    document.getElementById('count').textContent = visible.length + ' of ' + hits.length + ' hits';
-  }
-
-  function children(v) {
-    var cs = v.children || [];
-    if (cs.length === 1 && cs[0].name === '' && (v.kind === 'ptr' || v.kind === 'interface')) return cs[0].children || [];
-    return cs;
-  }
-  function valueText(v) {
-    if (v.redacted) return '<redacted>';
-    if (v.error !== undefined) return '<unreadable: ' + v.error + '>';
-    if (v.kind === 'string' && v.value !== undefined) return JSON.stringify(v.value) + (v.truncated ? '… (' + v.value.length + ' of ' + v.len + ' bytes)' : '');
-    var parts = [];
-    if (v.value !== undefined) parts.push(v.value);
-    if (v.len !== undefined && /^(slice|map|array|chan)$/.test(v.kind)) parts.push('len ' + v.len);
-    if (v.truncated) parts.push('(not all loaded)');
-    return parts.join(' ');
-  }
-  function line(label, v, parent) {
-    var frag = document.createDocumentFragment();
-    frag.appendChild(el('span', { class: 'name' }, label));
-    if (v.type) { frag.appendChild(document.createTextNode(' ')); frag.appendChild(el('span', { class: 'type' }, shortType(v.type))); }
-    var text = valueText(v);
-    if (text) {
-      frag.appendChild(document.createTextNode(' = '));
-      frag.appendChild(el('span', { class: v.redacted ? 'value redacted' : v.error !== undefined ? 'value err' : 'value' }, text));
-    }
-    parent.appendChild(frag);
-  }
-  function tree(label, v) {
-    var cs = children(v);
-    if (!cs.length) { var leaf = el('div', { class: 'leaf' }); line(label, v, leaf); return leaf; }
-    var d = el('details', { 'data-path': label });
-    var s = el('summary');
-    line(label, v, s);
-    d.appendChild(s);
-    d.addEventListener('toggle', function fill() {
-      if (!d.open || d.dataset.filled) return;
-      d.dataset.filled = '1';
-      cs.forEach(function (c) { d.appendChild(tree(c.name, c)); });
-    });
-    return d;
-  }
-  function section(title, values, box) {
-    box.appendChild(el('h3', null, title));
-    var t = el('div', { class: 'tree', 'data-section': title.toLowerCase() });
-    if (!values.length) t.appendChild(el('div', { class: 'hint' }, '(none)'));
-    values.forEach(function (v) { t.appendChild(tree(v.label, v.value)); });
-    box.appendChild(t);
-  }
-
-  function select(seq) {
-    selectedSeq = seq;
-    var h = hits.filter(function (x) { return x.seq === seq; })[0];
-    var box = document.getElementById('details');
-    box.textContent = '';
-    if (!h) return;
-    box.appendChild(el('h2', null, 'hit ' + h.seq + ' · ' + h.breakpoint.name));
-    box.appendChild(el('div', { class: 'kv' }, offset(h.t) + ' · ' + h.wall + ' · goroutine ' + h.goroutine.id + ' · thread ' + h.thread + ' · stopped ' + h.stoppedMs + ' ms'));
-    box.appendChild(el('div', { class: 'mono', id: 'location' }, h.location.function + '  ' + h.location.file + ':' + h.location.line));
-    box.appendChild(el('h3', null, 'Stack'));
-    var ol = el('ol', { start: '0' });
-    h.stack.forEach(function (f) { ol.appendChild(el('li', { title: f.file + ':' + f.line }, shortFn(f.function) + '  ' + base(f.file) + ':' + f.line)); });
-    box.appendChild(ol);
-    section('Arguments', h.args.map(function (v) { return { label: v.name, value: v }; }), box);
-    section('Locals', h.locals.map(function (v) { return { label: v.name, value: v }; }), box);
-    section('Expressions', h.expressions.map(function (e) {
-      return { label: e.expr, value: e.value || { name: e.expr, type: '', kind: 'invalid', error: e.error || 'no value' } };
-    }), box);
-    renderTimeline();
-    renderTable();
-  }
-
-  function update() {
-    var m = matcher(document.getElementById('filter').value);
-    visible = hits.filter(function (h) { return !hiddenGoroutines[h.goroutine.id] && m(h); });
-    renderTimeline();
-    renderTable();
-  }
-
-  renderMeta();
-  renderGoroutineToggles();
-  document.getElementById('filter').value = data.filter || '';
-  document.getElementById('filter').addEventListener('input', update);
-  Array.prototype.forEach.call(document.querySelectorAll('input[name=lanes]'), function (r) {
-    r.addEventListener('change', function () { lanesBy = r.value; renderTimeline(); });
-  });
-  update();
-  document.body.setAttribute('data-ready', 'true');
-})();
-`;

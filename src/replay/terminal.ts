@@ -1,115 +1,25 @@
 /**
- * The terminal views of a recorded session: summary, list, one hit, diff of two hits, and the filter
- * language they share. Each view returns `{ data, text }` (data for --json); nothing here prints.
+ * The terminal views of a recorded session: summary, list and one hit. Each view returns `{ data, text }`
+ * (data for --json); nothing here prints. How values read is render.ts; which hits match is selection.ts;
+ * the diff is diff.ts and the statistics stats.ts.
  */
-import { inputError, usageError } from '../errors.js';
 import type { HitRecord, RecordedValue } from '../recording/format.js';
-import type { HitMeta } from '../recording/hitMeta.js';
 import type { RecordingFile } from '../recording/reader.js';
 import { formatBytes, formatTable, style } from '../util/output.js';
 import {
-  baseName,
   displayChildren,
-  flattenHit,
-  formatDuration,
-  formatOffset,
-  formatValue,
-  previewExpressions,
-  shortFunction,
+  expressionInline,
+  frameText,
+  hitSections,
   shortType,
-} from './values.js';
+  treeLines,
+  valueText,
+} from './render.js';
+import { baseName, formatDuration, formatOffset, shortFunction } from './values.js';
 
 export interface View<T> {
   data: T;
   text: string;
-}
-
-// ---- filter ------------------------------------------------------------------------------------------------
-
-/** One hit's identifying fields, as the metadata index holds them. */
-export interface HitKey {
-  seq: number;
-  goroutine: number;
-  breakpoint: { id: number; name: string; set: string };
-  location: { function: string; file: string; line: number };
-}
-
-export type HitPredicate = (hit: HitKey) => boolean;
-
-const FILTER_KEYS = ['set', 'bp', 'breakpoint', 'function', 'func', 'goroutine', 'g', 'file', 'seq'] as const;
-
-/**
- * Parses filter expressions; several are ANDed. `key=value` with keys set, bp|breakpoint (name or entry),
- * function|func (substring), goroutine|g, file (substring), seq (N or A-B); a bare word is a
- * case-insensitive substring of the breakpoint name, set, function or file.
- */
-export function parseFilter(expressions: readonly string[]): HitPredicate {
-  const terms = expressions
-    .flatMap((e) => e.split(','))
-    .map((e) => e.trim())
-    .filter((e) => e !== '');
-  const predicates = terms.map((term): HitPredicate => {
-    const eq = term.indexOf('=');
-    if (eq < 0) {
-      const needle = term.toLowerCase();
-      return (h) =>
-        h.breakpoint.name.toLowerCase().includes(needle) ||
-        h.breakpoint.set.toLowerCase().includes(needle) ||
-        h.location.function.toLowerCase().includes(needle) ||
-        h.location.file.toLowerCase().includes(needle);
-    }
-    const key = term.slice(0, eq).trim().toLowerCase();
-    const value = term.slice(eq + 1).trim();
-    switch (key) {
-      case 'set':
-        return (h) => h.breakpoint.set === value;
-      case 'bp':
-      case 'breakpoint':
-        return (h) =>
-          h.breakpoint.name === value ||
-          h.breakpoint.name.endsWith(`/${value}`) ||
-          String(h.breakpoint.id) === value;
-      case 'function':
-      case 'func':
-        return (h) => h.location.function.includes(value);
-      case 'file':
-        return (h) => h.location.file.includes(value);
-      case 'goroutine':
-      case 'g': {
-        const id = Number(value);
-        if (!Number.isInteger(id)) throw usageError(`--filter ${term}: goroutine must be a number`);
-        return (h) => h.goroutine === id;
-      }
-      case 'seq': {
-        const m = /^(\d+)(?:-(\d+))?$/.exec(value);
-        if (!m) throw usageError(`--filter ${term}: seq must be N or A-B`);
-        const from = Number(m[1]);
-        const to = m[2] === undefined ? from : Number(m[2]);
-        return (h) => h.seq >= from && h.seq <= to;
-      }
-      default:
-        throw usageError(`unknown filter key "${key}" in --filter ${term}`, {
-          hint: `Use one of ${FILTER_KEYS.join(', ')}, or a bare word to match breakpoint/set/function/file.`,
-        });
-    }
-  });
-  return (hit) => predicates.every((p) => p(hit));
-}
-
-export function hitKeyAt(meta: HitMeta, index: number): HitKey {
-  return {
-    seq: meta.seq[index] ?? 0,
-    goroutine: meta.goroutine[index] ?? 0,
-    breakpoint: meta.breakpoints[meta.breakpoint[index] ?? 0] ?? { id: 0, name: '', set: '' },
-    location: meta.locations[meta.location[index] ?? 0] ?? { function: '', file: '', line: 0 },
-  };
-}
-
-/** Indices (file order) of the hits that pass `filter`. */
-export function selectHits(meta: HitMeta, filter: HitPredicate | undefined): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < meta.seq.length; i++) if (!filter || filter(hitKeyAt(meta, i))) out.push(i);
-  return out;
 }
 
 // ---- summary -----------------------------------------------------------------------------------------------
@@ -278,16 +188,26 @@ export interface ListEntry {
   function: string;
   file: string;
   line: number;
-  preview: string;
+  stoppedMs: number;
+  /** Each recorded expression's inline value (render.ts inlineValue). */
+  recorded: Array<{ expr: string; value: string }>;
 }
 
 export interface ListData {
   file: string;
   filter: string[];
   total: number;
+  /** Hits that match the filter (all hits without one). */
+  matching: number;
+  /** Position of the first listed hit among the matching ones (0-based), and how many are listed. */
+  offset: number;
   shown: number;
   hits: ListEntry[];
 }
+
+/** Each value in a list row is cut to this many characters, the recorded column to LIST_RECORDED_WIDTH. */
+export const LIST_VALUE_WIDTH = 40;
+export const LIST_RECORDED_WIDTH = 110;
 
 export function listEntry(hit: HitRecord): ListEntry {
   return {
@@ -299,53 +219,131 @@ export function listEntry(hit: HitRecord): ListEntry {
     function: hit.location.function,
     file: hit.location.file,
     line: hit.location.line,
-    preview: previewExpressions(hit, 1_000),
+    stoppedMs: hit.stoppedMs,
+    recorded: hit.expressions.map((e) => ({ expr: e.expr, value: expressionInline(e, 2048) })),
   };
 }
 
-export function listView(
-  session: RecordingFile,
-  indices: readonly number[],
-  filter: readonly string[],
-): View<ListData> {
-  const entries: ListEntry[] = [];
-  const rows: string[][] = [];
-  for (const index of indices) {
-    const hit = session.readHitAt(index);
-    entries.push(listEntry(hit));
-    rows.push([
-      String(hit.seq),
-      formatOffset(hit.t),
-      hit.breakpoint.name,
-      `g${hit.goroutine.id}`,
-      `${shortFunction(hit.location.function)}:${hit.location.line}`,
-      previewExpressions(hit),
-    ]);
-  }
-  const total = session.hitCount;
-  const heading =
-    filter.length > 0
-      ? `${indices.length} of ${total} hits match ${filter.map((f) => JSON.stringify(f)).join(' and ')}`
-      : `${total} hits`;
-  const body = rows.length
-    ? formatTable([['#', 'time', 'breakpoint', 'goroutine', 'where', 'recorded'], ...rows])
-    : '(no hits)';
+/**
+ * Fixed column widths for list rows, known before any hit is read: pages of one listing line up, and a
+ * listing can be streamed.
+ */
+export interface ListColumns {
+  seq: number;
+  time: number;
+  breakpoint: number;
+  goroutine: number;
+}
+
+export function listColumns(session: Pick<RecordingFile, 'header' | 'hitCount'>): ListColumns {
+  const names = session.header.breakpoints.map((b) => b.name.length);
+  return {
+    seq: Math.max(1, String(session.hitCount).length),
+    time: 10,
+    breakpoint: Math.max(10, ...names),
+    goroutine: 9,
+  };
+}
+
+function cutTo(text: string, width: number): string {
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+}
+
+export function listHeading(columns: ListColumns): string {
+  return [
+    '#'.padEnd(columns.seq),
+    'time'.padEnd(columns.time),
+    'breakpoint'.padEnd(columns.breakpoint),
+    'goroutine'.padEnd(columns.goroutine),
+    'recorded',
+  ].join('  ');
+}
+
+export function listRow(hit: HitRecord, columns: ListColumns): string {
+  const recorded = hit.expressions
+    .map((e) => `${e.expr}=${expressionInline(e, LIST_VALUE_WIDTH)}`)
+    .join('  ');
+  return [
+    String(hit.seq).padEnd(columns.seq),
+    formatOffset(hit.t).padEnd(columns.time),
+    hit.breakpoint.name.padEnd(columns.breakpoint),
+    `g${hit.goroutine.id}`.padEnd(columns.goroutine),
+    cutTo(recorded, LIST_RECORDED_WIDTH),
+  ].join('  ');
+}
+
+export function listTitle(total: number, matching: number, filter: readonly string[]): string {
+  return filter.length > 0
+    ? `${matching} of ${total} hits match ${filter.map((f) => JSON.stringify(f)).join(' and ')}`
+    : `${total} hits`;
+}
+
+/** Warnings under a list: what the recording lacks. */
+export function listNotes(session: Pick<RecordingFile, 'truncated' | 'end'>): string[] {
   const notes: string[] = [];
   if (session.truncated)
     notes.push(`${style.yellow('!')} the cut-short last line (line ${session.truncated.line}) is not shown`);
   if (!session.end) notes.push(`${style.yellow('!')} no end record: the recording did not finish`);
+  return notes;
+}
+
+/** The hits `indices` (the matching ones, in file order), from position `offset`, at most `limit` of them. */
+export function listView(
+  session: RecordingFile,
+  indices: readonly number[],
+  filter: readonly string[],
+  page: { offset?: number; limit?: number } = {},
+): View<ListData> {
+  const offset = Math.min(page.offset ?? 0, indices.length);
+  const end = page.limit === undefined ? indices.length : Math.min(indices.length, offset + page.limit);
+  const columns = listColumns(session);
+  const entries: ListEntry[] = [];
+  const rows: string[] = [];
+  for (let i = offset; i < end; i++) {
+    const hit = session.readHitAt(indices[i] ?? 0);
+    entries.push(listEntry(hit));
+    rows.push(listRow(hit, columns));
+  }
+  const total = session.hitCount;
+  let heading = listTitle(total, indices.length, filter);
+  if (offset > 0 || end < indices.length) {
+    heading += entries.length
+      ? ` (showing ${offset + 1}–${end}${filter.length ? ' of those' : ''})`
+      : ' (none from there)';
+  }
+  const lines = [style.bold(heading)];
+  if (indices.length === 0) lines.push(filter.length ? noMatchText(filter) : '(no hits)');
+  else if (rows.length) lines.push(listHeading(columns), ...rows);
+  if (end < indices.length) {
+    const next = session.meta().seq[indices[end] ?? 0];
+    lines.push(`… ${indices.length - end} more: --from ${next} for the next ones`);
+  }
+  lines.push(...listNotes(session));
   return {
-    data: { file: session.path, filter: [...filter], total, shown: entries.length, hits: entries },
-    text: `${style.bold(heading)}\n${body}${notes.length ? `\n${notes.join('\n')}` : ''}`,
+    data: {
+      file: session.path,
+      filter: [...filter],
+      total,
+      matching: indices.length,
+      offset,
+      shown: entries.length,
+      hits: entries,
+    },
+    text: lines.join('\n'),
   };
+}
+
+/** What to say when a filter matches nothing (never "end of the recording"). */
+export function noMatchText(filter: readonly string[]): string {
+  return `no hit matches ${filter.map((f) => JSON.stringify(f)).join(' and ')}: a bare word searches names and recorded values, EXPR=VALUE one expression (see --help)`;
 }
 
 // ---- one hit -----------------------------------------------------------------------------------------------
 
 export function renderValueTree(value: RecordedValue, indent: string, label = value.name): string[] {
   const type = value.type ? ` ${style.dim(shortType(value.type))}` : '';
-  const text = formatValue(value);
-  const lines = [`${indent}${label}${type}${text !== '' && text !== '{…}' ? ` = ${text}` : ''}`];
+  const text = valueText(value);
+  const lines = [`${indent}${label}${type}${text !== '' ? ` = ${text}` : ''}`];
   for (const child of displayChildren(value)) lines.push(...renderValueTree(child, `${indent}  `));
   return lines;
 }
@@ -356,8 +354,20 @@ export interface HitData {
   hit: HitRecord;
 }
 
-/** One hit; `session` needs only its path and hit count (a seeked read has no full index). */
-export function hitView(session: Pick<RecordingFile, 'path' | 'hitCount'>, hit: HitRecord): View<HitData> {
+export interface HitViewOptions {
+  /** Entries to show whole: 'receiver', a parameter's name, or 'all'. */
+  expand?: readonly string[];
+  /** How the view tells a reader to expand `name` (the CLI's flag; the interactive command). */
+  expandHint?: (name: string) => string;
+}
+
+/** The lines of one hit, top down by what matters: expressions, parameters, receiver, locals, stack. */
+export function hitLines(
+  session: Pick<RecordingFile, 'hitCount'>,
+  hit: HitRecord,
+  options: HitViewOptions = {},
+): string[] {
+  const hint = options.expandHint ?? ((name: string) => `--expand ${name}`);
   const lines: string[] = [];
   lines.push(style.bold(`hit ${hit.seq} of ${session.hitCount}  ${formatOffset(hit.t)}  ${hit.wall}`));
   lines.push(
@@ -367,96 +377,54 @@ export function hitView(session: Pick<RecordingFile, 'path' | 'hitCount'>, hit: 
         'goroutine',
         `${hit.goroutine.id}${hit.goroutine.function ? ` (${shortFunction(hit.goroutine.function)})` : ''}, thread ${hit.thread}`,
       ],
+      ...(hit.process ? [['process', `${hit.process.pid} ${hit.process.binary}`]] : []),
       ['stopped', `${hit.stoppedMs} ms`],
-      ['location', hit.location.function],
+      [
+        'location',
+        `${shortFunction(hit.location.function)}  ${baseName(hit.location.file)}:${hit.location.line}`,
+      ],
       ['', `${hit.location.file}:${hit.location.line}`],
     ]),
   );
+  for (const section of hitSections(hit, options.expand ?? [])) {
+    if (section.id === 'receiver' && section.entries.length === 0) continue;
+    lines.push('', style.bold(section.title));
+    if (section.entries.length === 0) lines.push('  (none)');
+    for (const entry of section.entries) {
+      if (entry.value === undefined) {
+        lines.push(`  ${entry.label} ${style.red(`<error: ${entry.error ?? 'no value'}>`)}`);
+      } else if (entry.collapsed) {
+        const v = entry.value;
+        const text = valueText(v);
+        const hidden = treeLines(v) - 1;
+        lines.push(
+          `  ${entry.label}${v.type ? ` ${style.dim(shortType(v.type))}` : ''}${text ? ` = ${text}` : ''}` +
+            (hidden > 0
+              ? style.dim(
+                  `  (${hidden} line${hidden === 1 ? '' : 's'} collapsed: ${hint(section.id === 'receiver' ? 'receiver' : entry.label)})`,
+                )
+              : ''),
+        );
+      } else lines.push(...renderValueTree(entry.value, '  ', entry.label));
+    }
+  }
   lines.push('', style.bold('stack'));
+  if (hit.stack.length === 0) lines.push('  (not recorded)');
   hit.stack.forEach((frame, i) => {
-    lines.push(`  ${String(i).padStart(2)}  ${frame.function}`, `      ${frame.file}:${frame.line}`);
+    const dir = frame.file.slice(0, frame.file.length - baseName(frame.file).length);
+    lines.push(`  ${String(i).padStart(2)}  ${frameText(frame)}  ${style.dim(dir)}`);
   });
-  const section = (title: string, values: RecordedValue[]) => {
-    lines.push('', style.bold(title));
-    if (values.length === 0) lines.push('  (none)');
-    for (const v of values) lines.push(...renderValueTree(v, '  '));
-  };
-  section('args', hit.args);
-  section('locals', hit.locals);
-  lines.push('', style.bold('expressions'));
-  if (hit.expressions.length === 0) lines.push('  (none)');
-  for (const e of hit.expressions) {
-    if (e.value === undefined) lines.push(`  ${e.expr} ${style.red(`<error: ${e.error ?? 'no value'}>`)}`);
-    else lines.push(...renderValueTree(e.value, '  ', e.expr));
-  }
-  return { data: { file: session.path, hits: session.hitCount, hit }, text: lines.join('\n') };
+  return lines;
 }
 
-// ---- diff --------------------------------------------------------------------------------------------------
-
-export interface Change {
-  op: 'added' | 'removed' | 'changed';
-  path: string;
-  before?: string;
-  after?: string;
-}
-
-export interface DiffData {
-  file: string;
-  breakpoint: string;
-  a: { seq: number; t: number; goroutine: number };
-  b: { seq: number; t: number; goroutine: number };
-  changes: Change[];
-}
-
-export function diffHits(a: HitRecord, b: HitRecord): Change[] {
-  const before = flattenHit(a);
-  const after = flattenHit(b);
-  const changes: Change[] = [];
-  for (const [path, value] of before) {
-    const next = after.get(path);
-    if (next === undefined) changes.push({ op: 'removed', path, before: value });
-    else if (next !== value) changes.push({ op: 'changed', path, before: value, after: next });
-  }
-  for (const [path, value] of after) if (!before.has(path)) changes.push({ op: 'added', path, after: value });
-  // Keep the order people read a hit in (args, locals, expressions), then by path.
-  const rank = (p: string) => (p.startsWith('args') ? 0 : p.startsWith('locals') ? 1 : 2);
-  return changes.sort(
-    (x, y) => rank(x.path) - rank(y.path) || (x.path < y.path ? -1 : x.path > y.path ? 1 : 0),
-  );
-}
-
-export function diffView(session: Pick<RecordingFile, 'path'>, a: HitRecord, b: HitRecord): View<DiffData> {
-  if (a.breakpoint.name !== b.breakpoint.name) {
-    throw inputError(
-      `--diff compares two hits of the same breakpoint: hit ${a.seq} is ${a.breakpoint.name}, hit ${b.seq} is ${b.breakpoint.name}`,
-      { hint: `List the hits of one breakpoint with --filter bp=${a.breakpoint.name} --list.` },
-    );
-  }
-  const changes = diffHits(a, b);
-  const lines = [
-    style.bold(`hit ${a.seq} → hit ${b.seq}  ${a.breakpoint.name}`),
-    `goroutine ${a.goroutine.id} → ${b.goroutine.id}, ${formatOffset(a.t)} → ${formatOffset(b.t)} (${formatDuration(b.t - a.t)} later)`,
-    '',
-  ];
-  if (changes.length === 0) lines.push('no differences in args, locals or expressions');
-  for (const c of changes) {
-    if (c.op === 'added') lines.push(style.green(`+ ${c.path} = ${c.after}`));
-    else if (c.op === 'removed') lines.push(style.red(`- ${c.path} = ${c.before}`));
-    else lines.push(style.yellow(`~ ${c.path}: ${c.before} → ${c.after}`));
-  }
-  const counts = (['added', 'removed', 'changed'] as const).map(
-    (op) => `${changes.filter((c) => c.op === op).length} ${op}`,
-  );
-  lines.push('', counts.join(', '));
+/** One hit; `session` needs only its path and hit count (a seeked read has no full index). */
+export function hitView(
+  session: Pick<RecordingFile, 'path' | 'hitCount'>,
+  hit: HitRecord,
+  options: HitViewOptions = {},
+): View<HitData> {
   return {
-    data: {
-      file: session.path,
-      breakpoint: a.breakpoint.name,
-      a: { seq: a.seq, t: a.t, goroutine: a.goroutine.id },
-      b: { seq: b.seq, t: b.t, goroutine: b.goroutine.id },
-      changes,
-    },
-    text: lines.join('\n'),
+    data: { file: session.path, hits: session.hitCount, hit },
+    text: hitLines(session, hit, options).join('\n'),
   };
 }

@@ -119,10 +119,26 @@ describe('ctrdbg dap (stdio)', () => {
       '/usr/share/gocode/src/google.golang.org/grpc/server.go',
     );
 
+    // The order every view reads a hit in; the receiver is expensive, so the editor leaves it collapsed.
     const scopes = (await dc.scopesRequest({ frameId: frame.id })).body.scopes;
-    expect(scopes.map((s) => s.name)).toEqual(['Arguments', 'Locals', 'Recorded expressions']);
-    const args = await variables(dc, scopes[0]!.variablesReference);
-    expect(args.map((v) => v.name)).toEqual(['ctx', 'req', '_']);
+    expect(scopes.map((s) => [s.name, s.expensive])).toEqual([
+      ['Recorded expressions', false],
+      ['Parameters', false],
+      ['Receiver', true],
+      ['Locals', false],
+    ]);
+    const args = await variables(dc, scopes[1]!.variablesReference);
+    expect(args.map((v) => v.name)).toEqual(['req', '_', 'ctx']);
+    const [receiver] = await variables(dc, scopes[2]!.variablesReference);
+    expect([receiver?.name, receiver?.type]).toEqual(['l', '*namespaces.local']);
+    const fieldsOfL = await variables(dc, receiver!.variablesReference);
+    expect(fieldsOfL.map((v) => v.name)).toEqual(['db', 'publisher']);
+    const publisher = await variables(dc, fieldsOfL[1]!.variablesReference);
+    expect(publisher.map((v) => [v.name, v.value])).toEqual([
+      ['events', '0xc0000ac5a0 len 0, cap 0'],
+      ['queue', '0xc0000ac600 len 2, cap 64'],
+      ['closed', 'nil'],
+    ]);
     const req = args.find((v) => v.name === 'req')!;
     expect(req.type).toBe('*v1.CreateNamespaceRequest');
     expect(req.variablesReference).toBeGreaterThan(0);
@@ -134,7 +150,7 @@ describe('ctrdbg dap (stdio)', () => {
     expect(await variables(dc, labels.variablesReference)).toEqual([
       expect.objectContaining({ name: '"ctrdbg/owner"', value: '"lab"', variablesReference: 0 }),
     ]);
-    const exprs = await variables(dc, scopes[2]!.variablesReference);
+    const exprs = await variables(dc, scopes[0]!.variablesReference);
     expect(exprs.map((e) => [e.name, e.value])).toContainEqual(['req.Namespace.Name', '"lab-demo"']);
 
     // Outer frames have a location but no recorded values.
@@ -150,7 +166,7 @@ describe('ctrdbg dap (stdio)', () => {
     const thirdExprs = await (async () => {
       const { frame: f } = await topFrame(dc, 63);
       const s = (await dc.scopesRequest({ frameId: f.id })).body.scopes;
-      return variables(dc, s[2]!.variablesReference);
+      return variables(dc, s[0]!.variablesReference);
     })();
     expect(thirdExprs.find((e) => e.name === 'req.Container.ID')?.value).toBe('"c2"');
 

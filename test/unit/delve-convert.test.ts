@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { DebuggerState, Variable } from '../../src/delve/types.js';
-import { convertFrame, convertVariable, kindName, stoppedThreads } from '../../src/record/delveValues.js';
+import type { Breakpoint, DebuggerState, Thread, Variable } from '../../src/delve/types.js';
+import {
+  convertArguments,
+  convertFrame,
+  convertVariable,
+  isReturnArgument,
+  kindName,
+  type StoppedThread,
+  stoppedThreads,
+} from '../../src/record/delveValues.js';
+import { type ArmedBreakpoint, toHit } from '../../src/record/recorder.js';
 
 /** A Delve variable with the defaults Delve sends; shapes below were captured from Delve 1.20.2. */
 function v(partial: Partial<Variable> & { kind: number }): Variable {
@@ -195,6 +204,57 @@ describe('convertVariable', () => {
   });
 });
 
+describe('channels and results (shapes captured from Delve 1.20.2)', () => {
+  /** A chan as Delve sends it: len is runtime.hchan's field count, the fields are the children. */
+  const hchan = (qcount: number, dataqsiz: number, closed: number) =>
+    [
+      ['qcount', qcount],
+      ['dataqsiz', dataqsiz],
+      ['buf', 824634425440],
+      ['elemsize', 8],
+      ['closed', closed],
+      ['elemtype', 4860832],
+      ['sendx', 2],
+      ['recvx', 0],
+    ].map(([name, value]) => v({ name: String(name), type: 'uint', kind: 7, value: String(value) }));
+
+  it('channels: length and capacity from qcount and dataqsiz, not the hchan field count', () => {
+    const out = convertVariable(
+      v({ name: 'c', type: 'chan int', kind: 18, len: 11, base: 824634425344, children: hchan(2, 5, 0) }),
+    );
+    expect(out).toEqual({ name: 'c', type: 'chan int', kind: 'chan', value: '0xc0000ac000', len: 2, cap: 5 });
+  });
+
+  it('channels: nil (base 0, no children) and closed', () => {
+    expect(
+      convertVariable(v({ name: 'nc', type: 'chan string', kind: 18, len: 0, base: 0, children: [] })),
+    ).toEqual({ name: 'nc', type: 'chan string', kind: 'chan', value: 'nil' });
+    const closed = convertVariable(
+      v({
+        name: 'd',
+        type: 'chan struct {}',
+        kind: 18,
+        len: 11,
+        base: 824634253408,
+        children: hchan(0, 0, 1),
+      }),
+    );
+    expect(closed).toMatchObject({ value: '0xc000082060 closed', len: 0, cap: 0 });
+  });
+
+  it('results are not parameters: Delve flags them ReturnArgument (16) among the arguments', () => {
+    const args = [
+      v({ name: 't', type: '*main.T', kind: 22, flags: 40, value: '824634326648', children: [] }),
+      v({ name: 'a', type: 'int', kind: 2, flags: 40, value: '4' }),
+      v({ name: '~r0', type: 'int', kind: 2, flags: 16, value: '0' }),
+      v({ name: 'err', type: 'error', kind: 20, flags: 16, value: '' }),
+    ];
+    expect(args.filter(isReturnArgument).map((a) => a.name)).toEqual(['~r0', 'err']);
+    expect(convertArguments(args).map((a) => a.name)).toEqual(['t', 'a']);
+    expect(convertArguments(null)).toEqual([]);
+  });
+});
+
 describe('stoppedThreads and frames', () => {
   it('returns every thread at a breakpoint, not only the current one', () => {
     const bp = (id: number) => ({
@@ -247,5 +307,48 @@ describe('stoppedThreads and frames', () => {
         Err: '',
       }),
     ).toEqual({ function: 'a.B', file: '/x.go', line: 3, pc: 5 });
+  });
+});
+
+describe('toHit', () => {
+  it('records parameters without the results Delve lists among them', () => {
+    const thread = { id: 7, pc: 1, file: 'local.go', line: 118, goroutineID: 44 } as Thread;
+    const stop: StoppedThread = {
+      thread,
+      breakpoint: { id: 1 } as Breakpoint,
+      goroutine: undefined,
+      info: {
+        arguments: [
+          v({ name: 'req', type: 'int', kind: 2, flags: 40, value: '1' }),
+          v({ name: '~r0', type: '*v1.CreateNamespaceResponse', kind: 22, flags: 16, value: '824634716624' }),
+          v({ name: '~r1', type: 'error', kind: 20, flags: 16 }),
+        ],
+        locals: [],
+      },
+    };
+    const bp: ArmedBreakpoint = {
+      id: 1,
+      name: 'lab-create/namespaces-create',
+      set: 'lab-create',
+      entry: 'namespaces-create',
+      function: 'ns.(*local).Create',
+      file: 'local.go',
+      line: 118,
+      optimized: false,
+      expressions: [],
+      redact: [],
+      params: [],
+      loadArgs: true,
+      loadLocals: true,
+      stack: 0,
+      onlyFailures: false,
+    };
+    const { record } = toHit(stop, bp, 1, 5, '2025-01-01T00:00:00.000Z', true);
+    expect(record.args.map((a) => a.name)).toEqual(['req']);
+    expect(record.results).toBeUndefined();
+    // At a return point the same arguments give the results, and only there.
+    const atReturn = toHit(stop, { ...bp, at: 'return' }, 1, 5, '2025-01-01T00:00:00.000Z', true).record;
+    expect(atReturn.args.map((a) => a.name)).toEqual(['req']);
+    expect(atReturn.results?.map((a) => a.name)).toEqual(['~r0', '~r1']);
   });
 });
