@@ -20,6 +20,7 @@ export const ExitCode = {
   delve: 12,
   versionMismatch: 13,
   toolchain: 14,
+  wrongPlatform: 15,
   interrupted: 130,
 } as const;
 
@@ -32,7 +33,7 @@ export const errorKinds: Record<Exclude<ErrorKind, 'ok'>, string> = {
   input: 'bad input: a file, directory, set or session that is missing or malformed',
   environment: 'a local tool or permission ctrdbg needs is missing (go, dlv, sshd, root)',
   build: 'the containerd build failed',
-  notDebuggable: 'a binary is not debuggable (stripped, optimised, wrong arch)',
+  notDebuggable: 'a binary is not debuggable (stripped, optimised)',
   unreachable: 'the node could not be reached (host down, port closed, timeout)',
   auth: 'the node refused the SSH key',
   hostKey: "the node's host key does not match the pinned one",
@@ -41,6 +42,8 @@ export const errorKinds: Record<Exclude<ErrorKind, 'ok'>, string> = {
   delve: 'Delve failed or refused a request',
   versionMismatch: "the node's containerd version differs from the source tree's",
   toolchain: 'the Go toolchain is older than the source tree needs (its go.mod `go` line)',
+  wrongPlatform:
+    'a binary cannot run on the node: another OS (a Mach-O from macOS) or CPU, not amd64/arm64, or not an executable',
   interrupted: 'interrupted by the user (Ctrl-C); the node was left running',
 };
 
@@ -95,6 +98,8 @@ export const versionMismatchError = (message: string, options?: ErrorOptions) =>
   new CtrdbgError('versionMismatch', message, options);
 export const toolchainError = (message: string, options?: ErrorOptions) =>
   new CtrdbgError('toolchain', message, options);
+export const wrongPlatformError = (message: string, options?: ErrorOptions) =>
+  new CtrdbgError('wrongPlatform', message, options);
 export const interruptedError = (message: string, options?: ErrorOptions) =>
   new CtrdbgError('interrupted', message, options);
 

@@ -38,6 +38,10 @@ export function registerDeploy(program: Command): void {
     .option('--with-goroot', "also sync Go's own sources (GOROOT/src) so `list` works inside the runtime")
     .option('--go <path>', 'the go to build with (else $CTRDBG_GO, config.json, the lab’s lane, PATH)')
     .option('--dlv <path>', 'the dlv to ship to the node (same order; it must support the binary’s Go)')
+    .option(
+      '--dlv-src <dir>',
+      'build the dlv for the node from this Delve source (a checkout, or Debian’s delve source)',
+    )
     .option('--json', 'print the result as JSON')
     .action(action(async (spec, opts) => (await import('../commands/deploy.js')).setupCommand(spec, opts)));
 

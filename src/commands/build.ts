@@ -35,6 +35,7 @@ export function formatReport(report: BinaryReport): string {
         ? `Delve ${delve.delveVersion} (support unknown)`
         : `Delve ${delve.delveVersion} supports Go ${delve.supportedGo} ${delve.supported ? mark.ok() : mark.bad()}`;
   const rows = [
+    ['file', report.platform],
     ['arch', report.arch],
     ['size', formatBytes(report.size)],
     ['sha256', report.sha256],
@@ -97,10 +98,12 @@ export async function verifyCommand(
     if (fit)
       report.warnings.push(`Delve ${fit.version} from ${fit.from} supports ${goVersion}: --dlv ${fit.path}`);
   }
+  // A binary that cannot run on a supported node is its own class (15); otherwise not debuggable (6).
+  const exitCode = report.platformProblems.length ? ExitCode.wrongPlatform : ExitCode.notDebuggable;
   return {
     data: report,
     text: formatReport(report),
-    ...(report.debuggable ? {} : { exitCode: ExitCode.notDebuggable }),
+    ...(report.debuggable ? {} : { exitCode }),
   };
 }
 

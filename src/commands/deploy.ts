@@ -23,7 +23,8 @@ export async function setupCommand(
       : ['  nothing changed: the node already had this build']),
     '',
     `  source: ${result.source.map((s) => `${s.remoteRoot} (${s.files} files, ${s.sent} sent, ${formatBytes(s.wireBytes)} on the wire)`).join('; ') || 'not synced'}`,
-    `  dlv:    ${result.dlv.path} (Delve ${result.dlv.version}, supports Go ${result.dlv.supportsGo ?? '?'}; from ${result.dlv.local}, ${result.dlv.why})`,
+    `  dlv:    ${result.dlv.path} (Delve ${result.dlv.version}, supports Go ${result.dlv.supportsGo ?? '?'}; ${result.dlv.description})`,
+    `          ${result.dlv.built ? '' : `${result.dlv.local}, `}${result.dlv.why}`,
     '',
     `Next: ctrdbg attach ${result.target} --set <name>   (ctrdbg sets list)`,
   ];

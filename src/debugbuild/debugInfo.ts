@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { environmentError, inputError } from '../errors.js';
+import { environmentError, inputError, wrongPlatformError } from '../errors.js';
 import { sha256File } from '../util/fsx.js';
 
 export { sha256File };
@@ -13,6 +13,7 @@ import {
   SHT_SYMTAB,
   withElfFile,
 } from './elf.js';
+import { platformProblems, readExecutableFacts, supportedArches } from './platform.js';
 
 export interface CompileUnit {
   name: string;
@@ -57,6 +58,10 @@ export interface BinaryReport {
   otherOptimizedPackages: number;
   goPackages: number;
   delve: DelveSupport;
+  /** What the file is: "an ELF 64-bit executable for linux/amd64 (static)". */
+  platform: string;
+  /** The problems that say it cannot run on a supported Linux node (another OS, CPU or no executable). */
+  platformProblems: string[];
   debuggable: boolean;
   problems: string[];
   warnings: string[];
@@ -152,14 +157,18 @@ export function goMinor(goVersion: string): number | undefined {
 /**
  * The Go range a Delve release accepts. Delve checks this itself at attach time; the rule comes from
  * go-delve/delve pkg/goversion/compat.go (MinSupportedVersionOfGoMinor / MaxSupportedVersionOfGoMinor),
- * which since Delve 1.20 has moved in lockstep: Delve 1.N supports Go 1.(N-2) through 1.N.
+ * which since Delve 1.20 has moved in lockstep: Delve 1.N supports Go 1.(N-2) through 1.N. Before that Delve
+ * was numbered 1.1–1.9 and release 1.M added Go 1.(M+10) (its CHANGELOG: "1.6.0 … Go 1.16 support", "1.9.0 …
+ * Support for Go 1.19"), keeping the two before it from 1.6.1 on ("Dropped Go 1.13 support"); Debian bullseye's
+ * Delve 1.6.1 says "maximum supported version 1.16" to a Go 1.19 binary.
  */
 export function delveSupportedGoRange(delveVersion: string): { min: number; max: number } | undefined {
   const match = /^v?1\.(\d+)/.exec(delveVersion.trim());
   if (!match) return undefined;
   const minor = Number(match[1]);
-  if (minor < 20) return undefined;
-  return { min: minor - 2, max: minor };
+  if (minor >= 20) return { min: minor - 2, max: minor };
+  if (minor >= 1 && minor <= 9) return { min: minor + 8, max: minor + 10 };
+  return undefined;
 }
 
 export function delveSupport(delveVersion: string | undefined, goVersion: string | undefined): DelveSupport {
@@ -232,6 +241,17 @@ export async function inspectBinary(path: string, options: InspectOptions = {}):
     throw error;
   }
 
+  const facts = await readExecutableFacts(path);
+  if (facts.format !== 'elf') {
+    throw wrongPlatformError(
+      `${path} is ${facts.description}, not a Linux executable: ctrdbg debugs containerd on ${supportedArches.map((a) => `linux/${a}`).join(' and ')} nodes.`,
+      {
+        hint: 'Pass a Linux containerd binary (the node’s own, or the output of `ctrdbg build --arch amd64|arm64`, which cross-builds one from macOS or Linux).',
+        details: { facts },
+      },
+    );
+  }
+
   let elfFacts: {
     arch: string;
     hasSymtab: boolean;
@@ -295,9 +315,11 @@ export async function inspectBinary(path: string, options: InspectOptions = {}):
       `${optimizedContainerd.length} containerd package(s) were compiled without -N -l (optimised): ${shown}${more}`,
     );
   }
+  const platform = platformProblems(facts, { goArch: facts.arch ?? '' }, 'the binary');
   if (options.expectedArch && elfFacts.arch !== options.expectedArch) {
-    problems.push(`the binary is for ${elfFacts.arch}, not ${options.expectedArch}`);
+    platform.push(`the binary is for ${elfFacts.arch}, not ${options.expectedArch}`);
   }
+  problems.push(...platform);
   if (delve.delveVersion === undefined)
     warnings.push('dlv is not installed here, so Go version support was not checked');
   else if (delve.supported === false) {
@@ -309,7 +331,9 @@ export async function inspectBinary(path: string, options: InspectOptions = {}):
     hint =
       options.expectedArch && elfFacts.arch !== options.expectedArch && problems.length === 1
         ? `Build for the node's architecture: \`ctrdbg build --arch ${options.expectedArch}\`.`
-        : notDebuggableHint;
+        : platform.length > 0 && platform.length === problems.length
+          ? `ctrdbg debugs containerd built for ${supportedArches.map((a) => `linux/${a}`).join(' or ')}: build one with \`ctrdbg build --arch ${supportedArches.join('|')}\`.`
+          : notDebuggableHint;
   } else if (delve.supported === false) {
     hint = `Use a Delve release that supports ${goVersion}, or build containerd with a Go in ${delve.supportedGo}.`;
   }
@@ -331,6 +355,8 @@ export async function inspectBinary(path: string, options: InspectOptions = {}):
     otherOptimizedPackages: otherOptimized,
     goPackages: packages.length,
     delve,
+    platform: facts.description,
+    platformProblems: platform,
     debuggable: problems.length === 0,
     problems,
     warnings,

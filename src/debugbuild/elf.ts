@@ -18,12 +18,17 @@ export type Endianness = 'little' | 'big';
 export interface ElfHeader {
   elfClass: ElfClass;
   endianness: Endianness;
+  /** EI_OSABI: 0 System V (Linux and most Go targets), 3 GNU/Linux, 9 FreeBSD, 2 NetBSD, 12 OpenBSD, … */
+  osAbi: number;
   /** e_type: 1 relocatable, 2 executable, 3 shared object (also PIE), 4 core. */
   type: number;
   machine: number;
   /** Go's name for the architecture (amd64, arm64, …), or `unknown(<e_machine>)`. */
   arch: string;
   entry: bigint;
+  programHeaderOffset: number;
+  programHeaderEntrySize: number;
+  programHeaderCount: number;
   sectionHeaderOffset: number;
   sectionHeaderEntrySize: number;
   sectionCount: number;
@@ -131,15 +136,20 @@ export function parseElfHeader(buf: Buffer): ElfHeader {
   const machine = f.u16(18);
   // The 32- and 64-bit headers differ only in the width of entry/phoff/shoff, which shifts what follows.
   const entry = f.addr(24, elfClass);
+  const programHeaderOffset = elfClass === 64 ? f.word(32, 64) : f.u32(28);
   const sectionHeaderOffset = elfClass === 64 ? f.word(40, 64) : f.u32(32);
   const tail = elfClass === 64 ? 58 : 46;
   return {
     elfClass,
     endianness,
+    osAbi: buf[7] ?? 0,
     type,
     machine,
     arch: goArchForMachine(machine, elfClass, endianness),
     entry,
+    programHeaderOffset,
+    programHeaderEntrySize: f.u16(tail - 4),
+    programHeaderCount: f.u16(tail - 2),
     sectionHeaderOffset,
     sectionHeaderEntrySize: f.u16(tail),
     sectionCount: f.u16(tail + 2),
@@ -179,6 +189,54 @@ export function parseSectionHeaders(buf: Buffer, header: ElfHeader): RawSection[
     }
   }
   return sections;
+}
+
+export const PT_LOAD = 1;
+export const PT_DYNAMIC = 2;
+export const PT_INTERP = 3;
+
+export interface ElfSegment {
+  type: number;
+  offset: number;
+  fileSize: number;
+}
+
+/** The program header table: what the kernel looks at to run the file (segments, interpreter, dynamic). */
+export async function readProgramHeaders(read: ByteReader, header: ElfHeader): Promise<ElfSegment[]> {
+  if (header.programHeaderOffset === 0 || header.programHeaderCount === 0) return [];
+  const size = header.programHeaderEntrySize;
+  const buf = await read(header.programHeaderOffset, size * header.programHeaderCount);
+  const f = new Fields(buf, header.endianness);
+  const segments: ElfSegment[] = [];
+  for (let i = 0; i < header.programHeaderCount; i++) {
+    const at = i * size;
+    if (at + size > buf.length) throw new ElfFormatError('truncated program header table');
+    // 64-bit: type, flags, offset, vaddr, paddr, filesz…; 32-bit: type, offset, vaddr, paddr, filesz…
+    segments.push(
+      header.elfClass === 64
+        ? { type: f.u32(at), offset: f.word(at + 8, 64), fileSize: f.word(at + 32, 64) }
+        : { type: f.u32(at), offset: f.u32(at + 4), fileSize: f.u32(at + 16) },
+    );
+  }
+  return segments;
+}
+
+const DT_NULL = 0n;
+const DT_FLAGS_1 = 0x6ffffffbn;
+const DF_1_PIE = 0x08000000n;
+
+/** True when the dynamic segment's DT_FLAGS_1 says "position-independent executable" (not a library). */
+export async function hasPieFlag(read: ByteReader, header: ElfHeader, dynamic: ElfSegment): Promise<boolean> {
+  const buf = await read(dynamic.offset, Math.min(dynamic.fileSize, 64 * 1024));
+  const f = new Fields(buf, header.endianness);
+  const entry = header.elfClass === 64 ? 16 : 8;
+  for (let at = 0; at + entry <= buf.length; at += entry) {
+    const tag = header.elfClass === 64 ? f.u64(at) : BigInt(f.u32(at));
+    const value = header.elfClass === 64 ? f.u64(at + 8) : BigInt(f.u32(at + 4));
+    if (tag === DT_NULL) break;
+    if (tag === DT_FLAGS_1) return (value & DF_1_PIE) !== 0n;
+  }
+  return false;
 }
 
 function cString(buf: Buffer, at: number): string {
@@ -223,19 +281,23 @@ export function bufferReader(buf: Buffer): ByteReader {
   return async (offset, length) => buf.subarray(offset, Math.min(buf.length, offset + length));
 }
 
-/** Opens a file, parses it and hands the parsed ELF to `use`; the file is closed afterwards. */
-export async function withElfFile<T>(path: string, use: (elf: ElfFile) => Promise<T>): Promise<T> {
+/** Opens a file and hands a reader over it to `use`; the file is closed afterwards. */
+export async function withFileReader<T>(path: string, use: (read: ByteReader) => Promise<T>): Promise<T> {
   const handle = await open(path, 'r');
   try {
-    const read: ByteReader = async (offset, length) => {
+    return await use(async (offset, length) => {
       const buf = Buffer.alloc(length);
       const { bytesRead } = await handle.read(buf, 0, length, offset);
       return buf.subarray(0, bytesRead);
-    };
-    return await use(await parseElf(read));
+    });
   } finally {
     await handle.close();
   }
+}
+
+/** Opens a file, parses it and hands the parsed ELF to `use`; the file is closed afterwards. */
+export async function withElfFile<T>(path: string, use: (elf: ElfFile) => Promise<T>): Promise<T> {
+  return withFileReader(path, async (read) => use(await parseElf(read)));
 }
 
 export interface ElfNote {

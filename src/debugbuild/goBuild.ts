@@ -18,6 +18,7 @@ import { findOnPath, isExecutableFile } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
 import { shellQuote } from '../util/shell.js';
 import { checkGoRequirement, type GoModRequirement, parseGoMod } from './goVersion.js';
+import { type Arch, supportedArches } from './platform.js';
 import { type LaneName, type ResolvedTool, readTrixieLane } from './toolchain.js';
 
 /** The one POSIX quoting ctrdbg has; re-exported for this module's callers. */
@@ -31,8 +32,7 @@ export const DEBIAN_GOCODE = '/usr/share/gocode';
 export const DEBIAN_CONTAINERD_PACKAGE = 'golang-github-containerd-containerd-dev';
 const VERSION_PKG = 'github.com/containerd/containerd/version';
 
-export const supportedArches = ['amd64', 'arm64'] as const;
-export type Arch = (typeof supportedArches)[number];
+export { type Arch, supportedArches };
 
 const archAliases: Record<string, Arch> = {
   amd64: 'amd64',

@@ -179,8 +179,11 @@ export interface ResolveToolOptions {
   pathValue?: string | undefined;
 }
 
-/** Finds the tool in the documented order, checks it runs, and reads its version. */
-export async function resolveTool(tool: ToolName, options: ResolveToolOptions = {}): Promise<ResolvedTool> {
+/** Picks the tool in the documented order without running it; undefined when there is none at all. */
+export async function chooseToolFor(
+  tool: ToolName,
+  options: ResolveToolOptions = {},
+): Promise<ToolChoice | undefined> {
   const config = await readUserConfig();
   let lane: ToolCandidates['lane'];
   if (options.lane) {
@@ -198,13 +201,26 @@ export async function resolveTool(tool: ToolName, options: ResolveToolOptions = 
     }
     lane = { name: options.lane, path };
   }
-  const choice = chooseTool(tool, {
+  return chooseTool(tool, {
     flag: options.flag,
     env: process.env[TOOL_ENV[tool]] || undefined,
     config: config[tool],
     lane,
     onPath: await findOnPath(tool, options.pathValue),
   });
+}
+
+/** Where the user named the tool, for "point … at" hints. */
+export const choiceOrigin = (choice: ToolChoice) =>
+  choice.source === 'flag'
+    ? TOOL_FLAG[choice.tool]
+    : choice.source === 'env'
+      ? `$${TOOL_ENV[choice.tool]}`
+      : 'it';
+
+/** Finds the tool in the documented order, checks it runs, and reads its version. */
+export async function resolveTool(tool: ToolName, options: ResolveToolOptions = {}): Promise<ResolvedTool> {
+  const choice = await chooseToolFor(tool, options);
   if (!choice) {
     throw environmentError(`\`${tool}\` is not on PATH and none was chosen.`, {
       hint:
@@ -215,7 +231,7 @@ export async function resolveTool(tool: ToolName, options: ResolveToolOptions = 
   }
   if (!(await isExecutableFile(choice.path))) {
     throw environmentError(`${choice.path} (${choice.why}) is not an executable file.`, {
-      hint: `Point ${choice.source === 'flag' ? TOOL_FLAG[tool] : choice.source === 'env' ? `$${TOOL_ENV[tool]}` : 'it'} at a ${tool} binary.`,
+      hint: `Point ${choiceOrigin(choice)} at a ${tool} binary.`,
     });
   }
   return { ...choice, version: await toolVersion(tool, choice.path) };
@@ -227,18 +243,26 @@ export function describeTool(t: ResolvedTool): string {
   return `${what} at ${t.path} (${t.why})`;
 }
 
+/** Where ctrdbg looks for Delves on this machine (the lanes, then PATH), without running them. */
+export async function knownDelvePaths(pathValue?: string): Promise<{ path: string; from: string }[]> {
+  const found: { path: string; from: string }[] = [];
+  const add = (path: string | undefined, from: string) => {
+    if (path && !found.some((f) => f.path === path)) found.push({ path, from });
+  };
+  for (const lane of laneNames) add(await lanePath(lane, 'dlv'), `the ${lane} lane`);
+  add(await findOnPath('dlv', pathValue), 'PATH');
+  return found;
+}
+
 /** Every Delve ctrdbg knows of on this machine (the lanes and PATH), for "use this one instead" hints. */
 export async function knownDelves(
   pathValue?: string,
 ): Promise<{ path: string; version: string; from: string }[]> {
   const found: { path: string; version: string; from: string }[] = [];
-  const add = async (path: string | undefined, from: string) => {
-    if (!path || found.some((f) => f.path === path)) return;
+  for (const { path, from } of await knownDelvePaths(pathValue)) {
     const version = await toolVersion('dlv', path).catch(() => undefined);
     if (version) found.push({ path, version, from });
-  };
-  for (const lane of laneNames) await add(await lanePath(lane, 'dlv'), `the ${lane} lane`);
-  await add(await findOnPath('dlv', pathValue), 'PATH');
+  }
   return found;
 }
 

@@ -11,7 +11,7 @@ import { resolveTarget, type TargetOptions } from '../nodes/resolveTarget.js';
 import { connectHost } from '../nodes/ssh/sshHost.js';
 import { shellQuote } from '../util/shell.js';
 import { waitServing } from './binarySwap.js';
-import { readNodeState } from './nodeState.js';
+import { type NodeState, readNodeState } from './nodeState.js';
 import { fetchRunningBinary, type NodeProbe, probeNode, semverOf } from './probe.js';
 import { serviceControl } from './service.js';
 
@@ -169,19 +169,7 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
       });
     }
 
-    const dlvPath = state.dlv?.path ?? `${target.node.ctrdbgDir}/bin/dlv`;
-    const dlvOut = await host.exec(`${shellQuote(dlvPath)} version`, { sudo: true });
-    const dlvVersion = dlvOut.code === 0 ? parseDelveVersion(dlvOut.stdout) : undefined;
-    const support = delveSupport(dlvVersion, goVersion ?? undefined);
-    add({
-      id: 'dlv',
-      title: 'dlv on the node, supports the Go version',
-      status: dlvVersion && support.supported !== false ? 'ok' : 'fail',
-      detail: dlvVersion
-        ? `${dlvPath}: Delve ${dlvVersion} (Go ${support.supportedGo ?? '?'}), binary ${goVersion ?? '?'}`
-        : `no dlv at ${dlvPath}`,
-      ...(dlvVersion && support.supported !== false ? {} : { hint: `Run: ctrdbg setup ${target.spec}` }),
-    });
+    add(await delveCheck(host, target, state, goVersion));
 
     const ptrace = await host.exec('cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null || echo none');
     const scope = ptrace.stdout.trim();
@@ -264,6 +252,55 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
     await host.close();
   }
   return { target: target.spec, ok: checks.every((c) => c.status !== 'fail'), checks, notApplicable };
+}
+
+/**
+ * Names the Delve on the node, the Go range it supports, and whether that covers the Go the running containerd
+ * was built with; and where it came from (setup records it: a local dlv, or a build from Delve's source).
+ */
+async function delveCheck(
+  host: RemoteHost,
+  target: Awaited<ReturnType<typeof resolveTarget>>,
+  state: NodeState,
+  goVersion: string | null,
+): Promise<Check> {
+  const id = 'dlv';
+  const title = 'Delve on the node fits the running binary';
+  const dlvPath = state.dlv?.path ?? `${target.node.ctrdbgDir}/bin/dlv`;
+  const setupHint = `Run: ctrdbg setup ${target.spec} (it ships, or builds from Delve's source, a dlv for the node that supports the binary's Go; --dlv-src DIR names the source).`;
+  const present = await host.exec(`test -e ${shellQuote(dlvPath)}`, { sudo: true });
+  if (present.code !== 0)
+    return { id, title, status: 'fail', detail: `no dlv at ${dlvPath}`, hint: setupHint };
+  const out = await host.exec(`${shellQuote(dlvPath)} version`, { sudo: true });
+  const version = out.code === 0 ? parseDelveVersion(out.stdout) : undefined;
+  if (!version) {
+    const said = (out.stderr || out.stdout).trim().split('\n').slice(-1)[0] ?? '';
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: `${dlvPath} does not run on the node (exit ${out.code}${said ? `: ${said}` : ''})`,
+      hint: setupHint,
+    };
+  }
+  const support = delveSupport(version, goVersion ?? undefined);
+  const range = support.supportedGo ? `supports Go ${support.supportedGo}` : 'supports an unknown Go range';
+  const origin = state.dlv?.origin ? `; ${state.dlv.origin}` : '';
+  const fit =
+    goVersion === null
+      ? "the running containerd's Go version is unknown"
+      : support.supported === false
+        ? `containerd was built with ${goVersion}: it does not fit`
+        : support.supported
+          ? `containerd was built with ${goVersion}: it fits`
+          : `containerd was built with ${goVersion}: not known to fit`;
+  return {
+    id,
+    title,
+    status: support.supported === false ? 'fail' : support.supported ? 'ok' : 'warn',
+    detail: `Delve ${version} at ${dlvPath} ${range}; ${fit}${origin}`,
+    ...(support.supported ? {} : { hint: setupHint }),
+  };
 }
 
 function failed(id: string, title: string, error: unknown): Check {

@@ -43,7 +43,8 @@ export interface NodeState {
   logLevel?: { path: string; level: string };
   /** Synced source roots; `created` = the directory did not exist on the node before ctrdbg synced it. */
   source?: { roots: { path: string; created: boolean }[]; syncedAt: string; files: number; bytes: number };
-  dlv?: { path: string; version: string };
+  /** The dlv setup installed; `origin` says which Delve and why ("built for linux/arm64 from …"). */
+  dlv?: { path: string; version: string; sha256?: string; origin?: string };
   agent?: { path: string; sha256: string };
 }
 

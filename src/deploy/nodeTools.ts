@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { cacheDir, projectRoot } from '../config.js';
 import { environmentError, nodeError } from '../errors.js';
 import type { RemoteHost } from '../nodes/remoteHost.js';
@@ -13,6 +13,7 @@ import { run } from '../util/exec.js';
 import { exists, sha256File } from '../util/fsx.js';
 import type { Logger } from '../util/output.js';
 import { shellJoin } from '../util/shell.js';
+import { checkRunsOnNode } from './nodeBinaryGuard.js';
 import { binDir, readNodeState, writeNodeState } from './nodeState.js';
 import { remoteSha256 } from './probe.js';
 
@@ -63,6 +64,10 @@ export async function ensureAgent(
   const sha = await sha256File(local);
   const path = `${binDir(target)}/ctrdbg-agent`;
   if ((await remoteSha256(host, path)) !== sha) {
+    await checkRunsOnNode(host, target, goArch, local, {
+      what: 'ctrdbg-agent',
+      hint: `The agent is cross-built with CGO_ENABLED=0 GOOS=linux GOARCH=${goArch}; remove ${dirname(local)} and try again, and report it if it happens again.`,
+    });
     log.step(`installing ctrdbg-agent on the node (${path})`);
     await host.execChecked(shellJoin(['mkdir', '-p', binDir(target)]), { sudo: true });
     await host.upload(local, path, { sudo: true, mode: 0o755 });

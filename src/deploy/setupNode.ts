@@ -6,7 +6,7 @@
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildContainerd, defaultOutDir } from '../debugbuild/buildContainerd.js';
-import { type BinaryReport, delveSupport, inspectBinary } from '../debugbuild/debugInfo.js';
+import { inspectBinary } from '../debugbuild/debugInfo.js';
 import { normalizeArch } from '../debugbuild/goBuild.js';
 import {
   type BuildManifest,
@@ -14,7 +14,6 @@ import {
   readManifest,
   runContainerdVersion,
 } from '../debugbuild/manifest.js';
-import { chooseDelveFor, describeTool } from '../debugbuild/toolchain.js';
 import {
   environmentError,
   inputError,
@@ -23,19 +22,20 @@ import {
   notDebuggableError,
   versionMismatchError,
 } from '../errors.js';
-import type { RemoteHost } from '../nodes/remoteHost.js';
 import { rememberTarget, type TargetOptions } from '../nodes/resolveTarget.js';
 import type { Target } from '../nodes/target.js';
 import { run } from '../util/exec.js';
-import { exists, sha256File } from '../util/fsx.js';
+import { exists } from '../util/fsx.js';
 import { interruptOnSignals } from '../util/interrupt.js';
 import type { Logger } from '../util/output.js';
 import { formatBytes } from '../util/output.js';
 import { shellQuote } from '../util/shell.js';
 import { installBinary, type SwapResult, SwapUndone } from './binarySwap.js';
-import { binDir, readNodeState, writeNodeState } from './nodeState.js';
+import { checkRunsOnNode } from './nodeBinaryGuard.js';
+import { type DelvePlan, installNodeDelve, planNodeDelve, precheckNodeDelve } from './nodeDelve.js';
+import { readNodeState, writeNodeState } from './nodeState.js';
 import { type OpenedNode, openNode } from './openNode.js';
-import { type NodeProbe, remoteSha256, semverOf } from './probe.js';
+import { type NodeProbe, semverOf } from './probe.js';
 import { type SyncResult, syncTree } from './sourceSync.js';
 
 export interface SetupOptions extends TargetOptions {
@@ -50,6 +50,8 @@ export interface SetupOptions extends TargetOptions {
   /** --go / --dlv (src/debugbuild/toolchain.ts); a lab target otherwise picks its own lane. */
   go?: string;
   dlv?: string;
+  /** --dlv-src: build the dlv for the node from this Delve source (src/deploy/nodeDelve.ts). */
+  dlvSrc?: string;
 }
 
 export interface SetupResult {
@@ -66,6 +68,11 @@ export interface SetupResult {
     /** The local dlv that was shipped, and why ctrdbg picked it. */
     local: string;
     why: string;
+    /** What the file is ("an ELF 64-bit executable for linux/arm64 (static)") and its sha256. */
+    description: string;
+    sha256: string;
+    /** Set when ctrdbg built it from Delve's source. */
+    built: DelvePlan['built'];
   };
   changed: string[];
 }
@@ -109,6 +116,9 @@ export async function setupNode(
   };
   try {
     log.step(`node: ${probe.os}, ${probe.arch}, containerd pid ${probe.pid} (${probe.version})`);
+    const dlvOptions = { dlv: options.dlv, dlvSrc: options.dlvSrc, go: options.go, lane: target.lab?.lane };
+    // A --dlv that cannot run on the node, or a --dlv-src that is no Delve tree, fails before any build.
+    await precheckNodeDelve(target, probe.goArch, dlvOptions);
     const state = await readNodeState(host, target);
     const nodeVersion = state.original?.version ?? probe.version;
 
@@ -120,7 +130,12 @@ export async function setupNode(
       },
     );
     checkInterrupt('during the build');
-    // Delve support is checked (and the dlv chosen) by installDelve; the report's PATH dlv would only mislead.
+    await checkRunsOnNode(host, target, probe.goArch, binary, {
+      what: 'containerd',
+      ...(options.binary ? { offeredAs: '--binary' } : {}),
+      hint: `Pass a containerd built for linux/${probe.goArch} (\`ctrdbg build --arch ${probe.goArch}\`, from macOS or Linux), or leave out --binary and setup builds one for the node.`,
+    });
+    // Delve support is checked (and the dlv chosen) by planNodeDelve; the report's PATH dlv would only mislead.
     const report = await inspectBinary(binary, { expectedArch: probe.goArch, delveVersion: null });
     if (!report.debuggable) {
       throw notDebuggableError(
@@ -137,6 +152,18 @@ export async function setupNode(
       (await runContainerdVersion(binary))?.line ??
       '';
     checkVersions(nodeVersion, binaryVersion, options.allowVersionMismatch, log);
+    // The dlv is chosen (or built) and checked before anything reaches the node.
+    const dlvPlan = await planNodeDelve({
+      host,
+      target,
+      goArch: normalizeArch(probe.goArch),
+      goVersion: report.goVersion ?? undefined,
+      options: dlvOptions,
+      log,
+    }).catch((error: unknown) => {
+      checkInterrupt('while dlv was being built');
+      throw error;
+    });
 
     const source: SyncResult[] = [];
     if (!options.noSource) {
@@ -171,7 +198,18 @@ export async function setupNode(
     }
 
     checkInterrupt('while the source was synced');
-    const dlv = await installDelve(host, target, probe, report, options, log);
+    const installed = await installNodeDelve(host, target, dlvPlan, log);
+    const dlv: SetupResult['dlv'] = {
+      path: dlvPlan.remote,
+      version: dlvPlan.version,
+      uploaded: installed.uploaded,
+      supportsGo: dlvPlan.supportsGo,
+      local: dlvPlan.local,
+      why: dlvPlan.why,
+      description: dlvPlan.description,
+      sha256: dlvPlan.sha256,
+      built: dlvPlan.built,
+    };
     checkInterrupt('after dlv was installed');
     let lastPct = -1;
     const swap = await installBinary(
@@ -314,56 +352,6 @@ async function gorootSrc(go: string): Promise<string> {
       hint: 'Install golang-go.',
     });
   }
-}
-
-/**
- * Puts a local dlv on the node when the arch matches: the one the user chose, else the lab's lane's, else
- * PATH's — swapped for another known Delve when that one cannot debug the binary's Go (chooseDelveFor).
- */
-async function installDelve(
-  host: RemoteHost,
-  target: Target,
-  probe: NodeProbe,
-  report: BinaryReport,
-  options: SetupOptions,
-  log: Logger,
-): Promise<SetupResult['dlv']> {
-  const chosen = await chooseDelveFor(
-    report.goVersion ?? undefined,
-    { flag: options.dlv, lane: target.lab?.lane },
-    (message) => log.warn(message),
-  );
-  const version = chosen.version;
-  if (!version)
-    throw environmentError(`${chosen.path} did not say which Delve it is (\`dlv version\`).`, {
-      hint: 'Install Delve (apt-get install delve), or pass --dlv PATH.',
-    });
-  log.step(`dlv: ${describeTool(chosen)}`);
-  const support = delveSupport(version, report.goVersion ?? undefined);
-  const local = await realpath(chosen.path);
-  const path = `${binDir(target)}/dlv`;
-  const localArch = normalizeArch(undefined);
-  if (probe.goArch !== localArch) {
-    throw environmentError(
-      `The node is ${probe.goArch} but the local dlv is ${localArch}; ctrdbg cannot ship a dlv for it.`,
-      {
-        hint: `Install Delve for ${probe.goArch} on the node at ${path}.`,
-      },
-    );
-  }
-  const sha = await sha256File(local);
-  const uploaded = (await remoteSha256(host, path)) !== sha;
-  if (uploaded) {
-    log.step(`installing dlv ${version} on the node (${path})`);
-    await host.execChecked(`mkdir -p ${shellQuote(binDir(target))}`, { sudo: true });
-    await host.upload(local, path, { sudo: true, mode: 0o755 });
-  }
-  const state = await readNodeState(host, target);
-  if (state.dlv?.path !== path || state.dlv.version !== version) {
-    state.dlv = { path, version };
-    await writeNodeState(host, target, state);
-  }
-  return { path, version, uploaded, supportsGo: support.supportedGo ?? null, local, why: chosen.why };
 }
 
 /** Calls `fn` at most every 500 ms (progress lines, not a flood). */

@@ -185,7 +185,7 @@ describe('ctrdbg build: lab tree', () => {
       const asAmd64 = await ctrdbg(['build', '--verify', join(out, 'containerd'), '--arch', 'amd64'], {
         env,
       });
-      expect(asAmd64.exitCode).toBe(6);
+      expect(asAmd64.exitCode).toBe(15);
       expect(asAmd64.stdout).toContain('the binary is for arm64, not amd64');
     },
     BUILD_TIMEOUT,

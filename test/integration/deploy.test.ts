@@ -322,8 +322,8 @@ describe('bad input: a clear error, a distinct exit code, and the node untouched
   it('a binary for another architecture', async () => {
     const fake = await fakeContainerd('containerd-arm64', { arch: 'arm64' });
     const r = await ctrdbg(['setup', 'lab', '--binary', fake], { env });
-    expect(r.exitCode).toBe(6);
-    expect(r.stderr).toContain('the binary is for arm64, not amd64');
+    expect(r.exitCode).toBe(15);
+    expect(r.stderr).toContain('it is for linux/arm64, but the node is linux/amd64');
     await untouched();
   });
 

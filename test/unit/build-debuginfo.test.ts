@@ -117,6 +117,10 @@ describe('Delve and Go versions', () => {
     expect(delveSupportedGoRange('1.20.2')).toEqual({ min: 18, max: 20 });
     expect(delveSupportedGoRange('1.23.0')).toEqual({ min: 21, max: 23 });
     expect(delveSupportedGoRange('1.19.0')).toBeUndefined();
+    // Before 1.20 Delve was numbered 1.1–1.9; 1.M added Go 1.(M+10) (Debian bullseye's 1.6.1: Go ≤ 1.16).
+    expect(delveSupportedGoRange('1.6.1')).toEqual({ min: 14, max: 16 });
+    expect(delveSupportedGoRange('1.9.1')).toEqual({ min: 17, max: 19 });
+    expect(delveSupport('1.6.1', 'go1.19.8').supported).toBe(false);
     expect(delveSupportedGoRange('banana')).toBeUndefined();
   });
 
@@ -169,14 +173,40 @@ describe('inspectBinary', () => {
     expect(report.problems.join('\n')).toMatch(/not a Go binary/);
   });
 
-  it('turns missing files and non-ELF files into input errors', async () => {
+  it('turns missing files into input errors and non-ELF files into wrong-platform errors', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ctrdbg-inspect-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const script = join(dir, 'script.sh');
     writeFileSync(script, '#!/bin/sh\n');
-    for (const path of [join(dir, 'missing'), script, dir]) {
+    for (const path of [join(dir, 'missing'), dir]) {
       const error = await inspectBinary(path, { delveVersion: null }).catch((e: unknown) => e);
       expect(isCtrdbgError(error) && error.kind).toBe('input');
     }
+    const error = await inspectBinary(script, { delveVersion: null }).catch((e: unknown) => e);
+    expect(isCtrdbgError(error) && error.kind).toBe('wrongPlatform');
+    expect(String((error as Error).message)).toContain('is a script for /bin/sh, not a Linux executable');
+  });
+
+  it('reports a binary for an architecture ctrdbg does not support (386) as a platform problem', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctrdbg-inspect-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, 'hello-386');
+    writeFileSync(join(dir, 'main.go'), 'package main\n\nfunc main() {}\n');
+    execFileSync('go', ['build', '-o', out, join(dir, 'main.go')], {
+      env: {
+        ...process.env,
+        GOOS: 'linux',
+        GOARCH: '386',
+        CGO_ENABLED: '0',
+        GO111MODULE: 'off',
+        GOFLAGS: '',
+      },
+    });
+    const report = await inspectBinary(out, { delveVersion: null });
+    expect(report.debuggable).toBe(false);
+    expect(report.platform).toBe('an ELF 32-bit executable for linux/386 (static)');
+    expect(report.platformProblems).toEqual([
+      'the binary is for 386; ctrdbg supports linux/amd64 and linux/arm64 nodes',
+    ]);
   });
 });
