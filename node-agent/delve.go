@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/rpc"
 	"net/rpc/jsonrpc"
+	"strings"
 	"time"
 )
 
@@ -72,6 +73,38 @@ func (c *dlvClient) findLocation(loc string) ([]location, error) {
 		"Loc":   loc, "IncludeNonExecutableLines": false,
 	}, &out, 30*time.Second)
 	return out.Locations, err
+}
+
+// packageNames lists the names a Go expression can use for the binary's packages: the last element of each import
+// path, also without a major-version element or suffix (k8s.io/…/runtime/v1 → v1 and runtime; yaml.v3 → yaml).
+func (c *dlvClient) packageNames() ([]string, error) {
+	var out struct {
+		List []struct{ ImportPath string }
+	}
+	if err := c.call("ListPackagesBuildInfo", map[string]interface{}{"IncludeFiles": false}, &out, 30*time.Second); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	names := []string{}
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	for _, p := range out.List {
+		parts := strings.Split(p.ImportPath, "/")
+		last := parts[len(parts)-1]
+		add(last)
+		if i := strings.Index(last, ".v"); i > 0 {
+			add(last[:i])
+		}
+		add(strings.TrimPrefix(last, "go-"))
+		if len(parts) > 1 && len(last) > 1 && last[0] == 'v' && strings.Trim(last[1:], "0123456789") == "" {
+			add(parts[len(parts)-2])
+		}
+	}
+	return names, nil
 }
 
 func (c *dlvClient) functionReturnLocations(fn string) ([]uint64, error) {

@@ -41,6 +41,8 @@ type Command struct {
 	ID  int    `json:"id"`
 	// resolve
 	Points []PointSpec `json:"points,omitempty"`
+	// Also list the binary's package names (for expressions: see packageNames).
+	Packages bool `json:"packages,omitempty"`
 	// create
 	Breakpoints []BreakpointSpec `json:"breakpoints,omitempty"`
 	// record
@@ -111,7 +113,9 @@ type ResolvedEvent struct {
 	ID     int             `json:"id"`
 	Pid    int             `json:"pid"`
 	Points []ResolvedPoint `json:"points"`
-	Ms     float64         `json:"ms"`
+	// The binary's package names, when asked for.
+	Packages []string `json:"packages,omitempty"`
+	Ms       float64  `json:"ms"`
 }
 
 type CreatedEvent struct {

@@ -155,6 +155,8 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 		t := ms(heldSince.Sub(started))
 		followed := false
 		seen := map[int]bool{}
+		// Re-armed after every thread of this stop is read: several threads can stop at one breakpoint together.
+		rearm := map[int]bool{}
 		for _, raw := range state.Threads {
 			var head threadHead
 			if err := json.Unmarshal(raw, &head); err != nil || head.BreakPoint == nil || seen[head.ID] {
@@ -181,12 +183,15 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 				Thread: stripHitCounts(raw),
 			})
 			if opts.rearmAfter > 0 && len(head.BreakPoint.HitCount) >= opts.rearmAfter {
-				if d.rearm(head.BreakPoint.ID) {
-					end.Rearms++
-				}
+				rearm[head.BreakPoint.ID] = true
 			}
 			if opts.maxHits > 0 && end.Hits >= opts.maxHits {
 				break
+			}
+		}
+		for id := range rearm {
+			if d.rearm(id) {
+				end.Rearms++
 			}
 		}
 		if followed {

@@ -34,7 +34,16 @@ func (s *session) serve(commands <-chan Command) {
 				for _, p := range c.Points {
 					points = append(points, resolvePoint(d.client, p))
 				}
-				s.events.control(ResolvedEvent{Event: EventResolved, ID: c.ID, Pid: d.pid, Points: points, Ms: ms(time.Since(started))})
+				answer := ResolvedEvent{Event: EventResolved, ID: c.ID, Pid: d.pid, Points: points}
+				if c.Packages {
+					names, err := d.client.packageNames()
+					if err != nil {
+						logf("pid %d: ListPackagesBuildInfo: %v", d.pid, err)
+					}
+					answer.Packages = names
+				}
+				answer.Ms = ms(time.Since(started))
+				s.events.control(answer)
 			} else {
 				created := createBreakpoints(d, c.Breakpoints)
 				s.events.control(CreatedEvent{Event: EventCreated, ID: c.ID, Pid: d.pid, Breakpoints: created, Ms: ms(time.Since(started))})

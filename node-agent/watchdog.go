@@ -181,12 +181,14 @@ func runWatchdog(args []string) int {
 		}
 		return exitFailure
 	}
-	primary := &debuggee{pid: *pid, binary: exeOf(*pid), address: address, armed: map[int]*armedBreakpoint{}, attached: attached, dlvReady: time.Now(), dlv: dlv}
+	primary := &debuggee{pid: *pid, binary: exeOf(*pid), address: address, armed: map[int]*armedBreakpoint{}, attached: attached, dlv: dlv}
 	client, err := dialDelve(address)
 	var dv versionOut
 	if err == nil {
-		err = client.call("GetVersion", map[string]interface{}{}, &dv, 10*time.Second)
+		// dlv prints its address before it has attached and read the binary; it answers once it has.
+		err = client.call("GetVersion", map[string]interface{}{}, &dv, 60*time.Second)
 	}
+	primary.dlvReady = time.Now()
 	if err != nil {
 		logf("cannot talk to dlv: %v", err)
 		events.control(ErrorEvent{Event: EventError, Message: fmt.Sprintf("cannot talk to dlv: %v", err)})

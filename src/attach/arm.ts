@@ -4,6 +4,8 @@
  * breakpoint — Delve keeps one per address and refuses a second ("Breakpoint exists at …") — and it captures the
  * union of what they ask for. Return points are breakpoints on every return instruction, with the results loaded.
  */
+
+import { delveExpression, delveExpressions } from '../breakpoints/delveExpression.js';
 import {
   breakpointName,
   type ResolvedLocation,
@@ -102,15 +104,34 @@ export function sharedBreakpointRequest(
   };
 }
 
-/** The agent as a PointResolver. */
-export function agentResolver(dbg: NodeDebugger) {
+/** The agent as a PointResolver; with `packages`, it also lists the binary's package names (see delveExpression). */
+export function agentResolver(dbg: NodeDebugger, options: { packages?: boolean } = {}) {
   return {
     resolveMs: 0,
+    packages: undefined as Set<string> | undefined,
     async resolvePoints(points: PointSpec[]) {
-      const answer = await dbg.command({ cmd: 'resolve', points });
+      const answer = await dbg.command({
+        cmd: 'resolve',
+        points,
+        ...(options.packages ? { packages: true } : {}),
+      });
       this.resolveMs += answer.ms;
+      if (answer.packages) this.packages = new Set(answer.packages);
       return answer.points;
     },
+  };
+}
+
+/** A request's expressions and condition as Delve evaluates them fastest, and the names to map its values back. */
+function fasterRequest(
+  request: BreakpointRequest,
+  packages: ReadonlySet<string> | undefined,
+): { request: BreakpointRequest; original: Map<string, string> } {
+  const { sent, original } = delveExpressions(request.variables ?? [], packages);
+  const cond = request.Cond ? delveExpression(request.Cond, packages ?? new Set()) : request.Cond;
+  return {
+    request: { ...request, variables: sent, Cond: packages ? cond : request.Cond },
+    original,
   };
 }
 
@@ -121,7 +142,7 @@ export async function armSets(
   /** The running containerd's `--version` line: entries of other versions (`versions:`) are not misses. */
   containerdVersion?: string,
 ): Promise<Armed> {
-  const resolver = agentResolver(dbg);
+  const resolver = agentResolver(dbg, { packages: true });
   const resolved = await resolveSets(resolver, sets, {
     ...(containerdVersion ? { containerdVersion } : {}),
     suggest: false,
@@ -142,17 +163,17 @@ export async function armSets(
     }
   }
   const groups = [...plan.entries()];
+  const names: Map<string, string>[] = [];
   const specs: BreakpointSpec[] = groups.map(([key, { location, served }]) => {
     const first = served[0]!;
-    const {
-      file: _f,
-      line: _l,
-      ...request
-    } = sharedBreakpointRequest(
+    const shared = sharedBreakpointRequest(
       served,
       location,
       breakpointName(first.set.name, first.entry.name, first.index),
     );
+    const { request: fast, original } = fasterRequest(shared, resolver.packages);
+    names.push(original);
+    const { file: _f, line: _l, ...request } = fast;
     return { key, addrs: location.addrs, request };
   });
   const created = specs.length
@@ -198,6 +219,7 @@ export async function armSets(
       id: answer.ids[0]!,
       entries,
       redact: [...new Set(entries.flatMap((e) => e.redact))],
+      ...(names[i]?.size ? { delveNames: names[i] } : {}),
     };
     for (const id of answer.ids) locations.set(id, { ...armed, id });
     breakpoints.push(...entries);

@@ -64,7 +64,18 @@ export interface AttachResult {
   unresolved: { set: string; entry: string; suggestions: string[] }[];
   notes: string[];
   haltWindowMs: number;
+  /**
+   * The attach pause as the agent measured it on the node: from dlv's attach to the first continue, dlv's own
+   * part of it (attach and reading the binary), and the lookup and creation of the breakpoints.
+   */
+  pause?: { pausedMs: number; dlvAttachMs: number; resolveMs: number; createMs: number };
   hits: number;
+  /** Hits the node could not buffer because ctrdbg read too slowly (never silently: counted here and in the end record). */
+  dropped: number;
+  /** Times a breakpoint was re-created to keep Delve's replies small. */
+  rearms: number;
+  /** Returns left out because they succeeded (onlyFailures entries). */
+  filtered: number;
   perBreakpoint: Record<string, number>;
   stops: number;
   /** The longest time containerd was held stopped at once, hand-over included. */
@@ -137,6 +148,8 @@ interface Attached {
   /** performance.now() when dlv attached (containerd paused) and when recording started. */
   pausedAt: number;
   startedAt: number;
+  resolveMs: number;
+  createMs: number;
   manifest: Record<string, unknown> | null;
 }
 
@@ -187,7 +200,20 @@ export async function runAttach(
       unresolved: a.unresolved,
       notes: a.notes,
       haltWindowMs: Math.round(haltWindowMs),
+      ...(run.outcome
+        ? {
+            pause: {
+              pausedMs: run.outcome.pausedMs,
+              dlvAttachMs: run.outcome.dlvAttachMs,
+              resolveMs: Math.round(a.resolveMs * 10) / 10,
+              createMs: Math.round(a.createMs * 10) / 10,
+            },
+          }
+        : {}),
       hits: run.outcome?.hits ?? 0,
+      dropped: run.outcome?.dropped ?? 0,
+      rearms: run.outcome?.rearms ?? 0,
+      filtered: run.outcome?.filtered ?? 0,
       perBreakpoint: run.outcome?.perBreakpoint ?? {},
       stops: run.outcome?.stops ?? 0,
       maxStoppedMs: Math.round(run.maxStoppedMs * 10) / 10,
@@ -325,6 +351,8 @@ async function attach(
     notes,
     writer,
     startedAt: performance.now(),
+    resolveMs: armed.resolveMs,
+    createMs: armed.createMs,
   };
 }
 

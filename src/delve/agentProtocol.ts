@@ -104,7 +104,7 @@ export interface CreatedBreakpoint {
 }
 
 export type AgentCommand =
-  | { cmd: 'resolve'; id: number; points: PointSpec[] }
+  | { cmd: 'resolve'; id: number; points: PointSpec[]; packages?: boolean }
   | { cmd: 'create'; id: number; breakpoints: BreakpointSpec[] }
   | {
       cmd: 'record';
@@ -121,6 +121,8 @@ export interface ResolvedEvent {
   id: number;
   pid: number;
   points: ResolvedPoint[];
+  /** The binary's package names, when the command asked for them. */
+  packages?: string[];
   ms: number;
 }
 

@@ -41,6 +41,8 @@ export interface ArmedLocation {
   entries: ArmedBreakpoint[];
   /** The redaction paths of every served entry. */
   redact: string[];
+  /** Expressions sent to Delve in a faster form (see delveExpression) → as the set wrote them. */
+  delveNames?: Map<string, string>;
 }
 
 export interface RecordOptions {
@@ -113,6 +115,8 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       const location = armed.get(event.bp);
       if (!location) return;
       const info = thread.breakPointInfo ?? {};
+      if (location.delveNames && info.variables)
+        for (const v of info.variables) v.name = location.delveNames.get(v.name) ?? v.name;
       const stop: StoppedThread = {
         thread,
         breakpoint: { ...(thread.breakPoint as NonNullable<Thread['breakPoint']>), id: event.bp },
@@ -191,7 +195,8 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       .command({
         cmd: 'record',
         ...(options.maxHits !== undefined ? { maxHits: options.maxHits } : {}),
-        rearmAfter: options.rearmAfter ?? 256,
+        // CTRDBG_REARM_AFTER: tests force re-arming often.
+        rearmAfter: options.rearmAfter ?? Number(process.env.CTRDBG_REARM_AFTER ?? 64),
       })
       .catch((error: Error) => finish(error));
   });

@@ -227,17 +227,28 @@ describe('attach records what the trigger sent', () => {
     await expect(masked).toMatchFileSnapshot(join(repoRoot, 'test/golden/live-lab-create-list.txt'));
   });
 
-  it('20 concurrent callers on one breakpoint: every call recorded exactly once', async () => {
+  it.each([
+    ['', undefined],
+    // Re-armed after every two goroutines: breakpoints are re-created in stops where several callers stopped
+    // together, and each of them is still recorded once.
+    [', re-armed every 2 goroutines', '2'],
+  ])('20 concurrent callers on one breakpoint%s: every call recorded exactly once', async (_, rearmAfter) => {
     const prefix = unique('cc');
-    const file = join(work, 'concurrent.jsonl');
+    const file = join(work, `concurrent${rearmAfter ?? ''}.jsonl`);
     const trigger = `for i in $(seq 1 20); do ctr -a $CTRDBG_SOCKET namespaces create ${prefix}-$i & done; wait`;
     const { exitCode, data, stderr } = await ctrdbgJson<{
       hits: number;
       stops: number;
+      rearms: number;
+      dropped: number;
       containerd: { pidAfter: number; serving: boolean };
-    }>(['attach', 'lab', '--set', 'lab-create', '--record', file, '--trigger', trigger], { env });
+    }>(['attach', 'lab', '--set', 'lab-create', '--record', file, '--trigger', trigger], {
+      env: rearmAfter ? { ...env, CTRDBG_REARM_AFTER: rearmAfter } : env,
+    });
     expect(exitCode, stderr).toBe(0);
     expect(data.hits).toBe(20);
+    expect(data.dropped).toBe(0);
+    if (rearmAfter) expect(data.rearms).toBeGreaterThan(0);
     const names = readSession(file).hits.map((h) => exprValue(h, 'req.Namespace.Name'));
     expect(new Set(names).size).toBe(20);
     expect([...names].sort()).toEqual(Array.from({ length: 20 }, (_, i) => `${prefix}-${i + 1}`).sort());

@@ -23,6 +23,9 @@ type result struct {
 	Errors      int       `json:"errors"`
 	DurationMs  float64   `json:"durationMs"`
 	LatenciesMs []float64 `json:"latenciesMs"`
+	// -for: when each call started, ms since the first (the longest gap shows how long containerd was paused).
+	StartsMs []float64 `json:"startsMs,omitempty"`
+	MaxMs    float64   `json:"maxMs"`
 }
 
 func main() {
@@ -32,6 +35,8 @@ func main() {
 	op := flag.String("op", "get", "get (namespaces Get of \"default\") or create (a new namespace per call)")
 	prefix := flag.String("prefix", "bench", "name prefix for -op create")
 	out := flag.String("out", "", "write the JSON result here (default stdout)")
+	duration := flag.Duration("for", 0, "call one at a time for this long (a probe), instead of -n calls")
+	ready := flag.String("ready", "", "with -for: create this file once the first call has returned")
 	flag.Parse()
 
 	client, err := containerd.New(*address, containerd.WithTimeout(10*time.Second))
@@ -43,6 +48,10 @@ func main() {
 	store := client.NamespaceService()
 	ctx := namespaces.WithNamespace(context.Background(), "default")
 
+	if *duration > 0 {
+		probe(store, ctx, *duration, *ready, *out)
+		return
+	}
 	res := result{Op: *op, Calls: *calls, Concurrency: *concurrency, LatenciesMs: make([]float64, *calls)}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -76,10 +85,46 @@ func main() {
 	close(next)
 	wg.Wait()
 	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+	for _, l := range res.LatenciesMs {
+		if l > res.MaxMs {
+			res.MaxMs = l
+		}
+	}
+	write(res, *out)
+}
+
+// probe calls Labels one at a time for d: a call that spans a pause of containerd takes as long as the pause.
+func probe(store interface {
+	Labels(ctx context.Context, name string) (map[string]string, error)
+}, ctx context.Context, d time.Duration, ready, out string) {
+	res := result{Op: "probe", Concurrency: 1}
+	start := time.Now()
+	for time.Since(start) < d {
+		t := time.Now()
+		_, err := store.Labels(ctx, "default")
+		l := float64(time.Since(t).Microseconds()) / 1000
+		res.Calls++
+		if err != nil {
+			res.Errors++
+		}
+		res.StartsMs = append(res.StartsMs, float64(t.Sub(start).Microseconds())/1000)
+		res.LatenciesMs = append(res.LatenciesMs, l)
+		if l > res.MaxMs {
+			res.MaxMs = l
+		}
+		if ready != "" && res.Calls == 1 {
+			os.WriteFile(ready, nil, 0o644)
+		}
+	}
+	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+	write(res, out)
+}
+
+func write(res result, out string) {
 	data, _ := json.Marshal(res)
-	if *out == "" {
+	if out == "" {
 		fmt.Println(string(data))
-	} else if err := os.WriteFile(*out, data, 0o644); err != nil {
+	} else if err := os.WriteFile(out, data, 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "nsclient:", err)
 		os.Exit(1)
 	}
