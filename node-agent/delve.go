@@ -172,8 +172,11 @@ func (c *dlvClient) continueTarget(returnInfo *loadConfig) *rpc.Call {
 	if returnInfo != nil {
 		args["ReturnInfoLoadConfig"] = returnInfo
 	}
-	return c.rpc.Go("RPCServer.Command", args, new(struct{ State json.RawMessage }), make(chan *rpc.Call, 1))
+	return c.rpc.Go("RPCServer.Command", args, new(continueOut), make(chan *rpc.Call, 1))
 }
+
+// continueOut is the answer to continue, decoded once: each thread stays raw for ctrdbg.
+type continueOut struct{ State stopState }
 
 func (c *dlvClient) halt() error {
 	var out struct{ State json.RawMessage }

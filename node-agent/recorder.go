@@ -7,6 +7,7 @@ package main
 // or when the process exits.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -92,6 +93,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 	flush := func(holdUs int64) {
 		for i := range pending {
 			pending[i].HoldUs = holdUs
+			pending[i].Thread = stripHitCounts(pending[i].Thread)
 			events.hit(pending[i].Breakpoint, pending[i])
 		}
 		pending = pending[:0]
@@ -117,12 +119,12 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 		}
 		flush(holdUs)
 
-		var result *struct{ State json.RawMessage }
+		var result *continueOut
 		var callErr error
 		select {
 		case <-call.Done:
 			callErr = call.Error
-			result = call.Reply.(*struct{ State json.RawMessage })
+			result = call.Reply.(*continueOut)
 		case <-d.stopReq:
 			// Give the outstanding continue a moment to end at a natural stop (recorded as usual), else halt.
 			select {
@@ -134,18 +136,14 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 				<-call.Done
 			}
 			callErr = call.Error
-			result = call.Reply.(*struct{ State json.RawMessage })
+			result = call.Reply.(*continueOut)
 		}
 		heldSince = time.Now()
 		if callErr != nil {
 			finish("error", callErr)
 			return
 		}
-		var state stopState
-		if err := json.Unmarshal(result.State, &state); err != nil {
-			finish("error", err)
-			return
-		}
+		state := result.State
 		if state.Exited {
 			finish("exited", errors.New("the process exited with status "+strconv.Itoa(state.ExitStatus)))
 			return
@@ -158,6 +156,10 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 		// Re-armed after every thread of this stop is read: several threads can stop at one breakpoint together.
 		rearm := map[int]bool{}
 		for _, raw := range state.Threads {
+			// Most threads are not at a breakpoint: skip them without decoding.
+			if !bytes.Contains(raw, []byte(`"breakPoint":{`)) {
+				continue
+			}
 			var head threadHead
 			if err := json.Unmarshal(raw, &head); err != nil || head.BreakPoint == nil || seen[head.ID] {
 				continue
@@ -168,7 +170,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 				// Delve's own breakpoints have negative ids: the process hit an unrecovered panic or a fatal throw.
 				// ctrdbg says so; another client's breakpoints are not ours to record.
 				if head.BreakPoint.ID < 0 {
-					pending = append(pending, HitEvent{Event: EventHit, Pid: d.pid, Breakpoint: head.BreakPoint.ID, Stop: end.Stops, T: t, Wall: wall, Thread: stripHitCounts(raw)})
+					pending = append(pending, HitEvent{Event: EventHit, Pid: d.pid, Breakpoint: head.BreakPoint.ID, Stop: end.Stops, T: t, Wall: wall, Thread: raw})
 				}
 				continue
 			}
@@ -180,7 +182,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 			end.PerBreakpoint[strconv.Itoa(armed.logical)]++
 			pending = append(pending, HitEvent{
 				Event: EventHit, Pid: d.pid, Breakpoint: armed.logical, Stop: end.Stops, T: t, Wall: wall,
-				Thread: stripHitCounts(raw),
+				Thread: raw, // trimmed in flush, once the process runs again
 			})
 			if opts.rearmAfter > 0 && len(head.BreakPoint.HitCount) >= opts.rearmAfter {
 				rearm[head.BreakPoint.ID] = true
@@ -228,12 +230,27 @@ func (d *debuggee) rearm(id int) bool {
 	return true
 }
 
-// stripHitCounts drops Delve's per-goroutine hit counts from a thread's breakpoint: nobody needs them, and they
-// grow with every goroutine that ever hit.
+// stripHitCounts keeps what ctrdbg reads of a stopped thread (its place, goroutine, breakpoint and the values
+// captured there), and of its breakpoint only the identity: Delve's per-goroutine hit counts grow with every
+// goroutine that ever hit, and nobody needs them.
 func stripHitCounts(raw json.RawMessage) json.RawMessage {
 	var thread map[string]json.RawMessage
 	if json.Unmarshal(raw, &thread) != nil {
 		return raw
+	}
+	out := map[string]json.RawMessage{}
+	for _, k := range []string{"id", "pc", "file", "line", "goroutineID", "breakPointInfo"} {
+		if v, ok := thread[k]; ok {
+			out[k] = v
+		}
+	}
+	if fn, ok := thread["function"]; ok {
+		var f struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(fn, &f) == nil {
+			out["function"], _ = json.Marshal(f)
+		}
 	}
 	if bp, ok := thread["breakPoint"]; ok {
 		var fields map[string]json.RawMessage
@@ -244,14 +261,14 @@ func stripHitCounts(raw json.RawMessage) json.RawMessage {
 					keep[k] = v
 				}
 			}
-			thread["breakPoint"], _ = json.Marshal(keep)
+			out["breakPoint"], _ = json.Marshal(keep)
 		}
 	}
-	out, err := json.Marshal(thread)
+	trimmed, err := json.Marshal(out)
 	if err != nil {
 		return raw
 	}
-	return out
+	return trimmed
 }
 
 func ms(d time.Duration) float64 {

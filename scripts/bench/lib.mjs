@@ -1,7 +1,8 @@
 // Shared helpers for ctrdbg's benchmarks: a lab of their own (so tests and a developer's labs are untouched),
 // the real CLI, timing and percentiles.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -55,7 +56,8 @@ export const round = (n, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 
 /** The namespaces-service load generator (scripts/bench/nsclient), built once in GOPATH mode. */
 export function nsclient() {
-  const out = join(env.CTRDBG_CACHE_DIR, 'nsclient');
+  const source = readFileSync(join(repo, 'scripts/bench/nsclient/main.go'));
+  const out = join(env.CTRDBG_CACHE_DIR, `nsclient-${createHash('sha256').update(source).digest('hex').slice(0, 12)}`);
   if (existsSync(out)) return out;
   const gopath = join(env.CTRDBG_CACHE_DIR, 'nsclient-gopath');
   const pkg = join(gopath, 'src/ctrdbg.bench/nsclient');

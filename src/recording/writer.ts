@@ -25,7 +25,7 @@ import { serializeHit } from './hitLine.js';
 export interface RecordingWriterOptions {
   /** Replace an existing file (otherwise an existing file is an input error). */
   force?: boolean;
-  /** fsync after this many records (default 50)… */
+  /** fsync after this many records (default 2000)… */
   fsyncEveryRecords?: number;
   /** …or when this much time has passed since the last fsync (default 1000 ms), whichever comes first. */
   fsyncIntervalMs?: number;
@@ -68,7 +68,7 @@ export function checkRecordPath(path: string, force: boolean | undefined): void 
 }
 
 export function createRecordingWriter(path: string, options: RecordingWriterOptions = {}): RecordingWriter {
-  const everyRecords = options.fsyncEveryRecords ?? 50;
+  const everyRecords = options.fsyncEveryRecords ?? 2000;
   const intervalMs = options.fsyncIntervalMs ?? 1000;
   checkRecordPath(path, options.force);
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.ctrdbg-partial`);
@@ -101,19 +101,40 @@ export function createRecordingWriter(path: string, options: RecordingWriterOpti
   let lastSync = Date.now();
   let closed = false;
 
+  // Hits arrive in bursts (every hit of one agent read): their lines are joined and written once per turn of the
+  // event loop, or at 256 KB; the header, the end record and every sync write at once.
+  let pending: string[] = [];
+  let pendingBytes = 0;
+  let scheduled = false;
+  const writeOut = () => {
+    if (pending.length === 0) return;
+    const buffer = Buffer.from(pending.join(''), 'utf8');
+    pending = [];
+    pendingBytes = 0;
+    let done = 0;
+    while (done < buffer.length) done += writeSync(fd, buffer, done, buffer.length - done);
+  };
   const sync = () => {
     if (closed) return;
+    writeOut();
     fsyncSync(fd);
     unsynced = 0;
     lastSync = Date.now();
   };
-  const writeLine = (line: string) => {
+  const writeLine = (line: string, now = false) => {
     if (closed) throw new Error(`session writer for ${path} is closed`);
-    const buffer = Buffer.from(`${line}\n`, 'utf8');
-    let done = 0;
-    while (done < buffer.length) done += writeSync(fd, buffer, done, buffer.length - done);
+    pending.push(`${line}\n`);
+    pendingBytes += line.length + 1;
     records++;
     unsynced++;
+    if (now || pendingBytes >= 256 * 1024) writeOut();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        if (!closed) writeOut();
+      });
+    }
     if (unsynced >= everyRecords || Date.now() - lastSync >= intervalMs) sync();
   };
 
@@ -123,12 +144,12 @@ export function createRecordingWriter(path: string, options: RecordingWriterOpti
       return records;
     },
     writeHeader: (header) => {
-      writeLine(JSON.stringify(header));
+      writeLine(JSON.stringify(header), true);
       place();
     },
     writeHit: (hit) => writeLine(serializeHit(hit)),
     writeEnd: (end) => {
-      writeLine(JSON.stringify(end));
+      writeLine(JSON.stringify(end), true);
       sync();
     },
     sync,

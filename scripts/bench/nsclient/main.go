@@ -9,7 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd"
@@ -36,7 +38,7 @@ func main() {
 	prefix := flag.String("prefix", "bench", "name prefix for -op create")
 	out := flag.String("out", "", "write the JSON result here (default stdout)")
 	duration := flag.Duration("for", 0, "call one at a time for this long (a probe), instead of -n calls")
-	ready := flag.String("ready", "", "with -for: create this file once the first call has returned")
+	ready := flag.String("ready", "", "with -for: create this file once the first call has returned (SIGINT ends the probe early)")
 	flag.Parse()
 
 	client, err := containerd.New(*address, containerd.WithTimeout(10*time.Second))
@@ -98,8 +100,10 @@ func probe(store interface {
 	Labels(ctx context.Context, name string) (map[string]string, error)
 }, ctx context.Context, d time.Duration, ready, out string) {
 	res := result{Op: "probe", Concurrency: 1}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	start := time.Now()
-	for time.Since(start) < d {
+	for time.Since(start) < d && len(stop) == 0 {
 		t := time.Now()
 		_, err := store.Labels(ctx, "default")
 		l := float64(time.Since(t).Microseconds()) / 1000
