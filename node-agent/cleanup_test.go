@@ -58,3 +58,9 @@ func TestProtocolDescriptionNamesEveryReason(t *testing.T) {
 		t.Errorf("unexpected description %+v", d)
 	}
 }
+
+func TestStopWithoutARecordingIsANoOp(t *testing.T) {
+	d := &debuggee{pid: 1}
+	d.requestStop() // a `stop` before any `record` (sets check): must not panic
+	d.stopRecording(time.Millisecond)
+}

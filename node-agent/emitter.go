@@ -20,6 +20,7 @@ type emitter struct {
 	maxBytes int
 	dropped  map[int]int // breakpoint → hits not queued since the last "dropped" event
 	total    int         // hits not queued, in all
+	peak     int         // the most bytes ever waiting for ctrdbg at once
 	out      io.Writer
 	closed   bool
 	drained  chan struct{}
@@ -66,9 +67,19 @@ func (e *emitter) hit(bp int, event interface{}) bool {
 	}
 	e.queue = append(e.queue, line)
 	e.bytes += len(line)
+	if e.bytes > e.peak {
+		e.peak = e.bytes
+	}
 	e.mu.Unlock()
 	e.wake.Signal()
 	return true
+}
+
+// peakBytes is the most that waited for ctrdbg at once (how far a slow reader fell behind).
+func (e *emitter) peakBytes() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.peak
 }
 
 // droppedTotal is how many hits could not be queued since the emitter started.

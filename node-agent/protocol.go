@@ -152,6 +152,8 @@ type RecordingEvent struct {
 	TotalHoldUs   int64          `json:"totalHoldUs,omitempty"`
 	Rearms        int            `json:"rearms,omitempty"`
 	PerBreakpoint map[string]int `json:"perBreakpoint,omitempty"`
+	// The most hit bytes that waited on the node for ctrdbg at once.
+	QueuedPeakBytes int `json:"queuedPeakBytes,omitempty"`
 }
 
 // HitEvent: one thread stopped at one of ctrdbg's breakpoints. Thread is Delve's api.Thread as it came, minus

@@ -52,8 +52,15 @@ type recordOptions struct {
 // and the safe detach absorbs it (settleAndStop) — the wait only makes that rarer.
 const abortGrace = 250 * time.Millisecond
 
+// requestStop asks a running loop to end; a debuggee that never recorded has nothing to stop.
 func (d *debuggee) requestStop() {
-	d.stopOnce.Do(func() { close(d.stopReq) })
+	d.mu.Lock()
+	stopReq := d.stopReq
+	d.mu.Unlock()
+	if stopReq == nil {
+		return
+	}
+	d.stopOnce.Do(func() { close(stopReq) })
 }
 
 // record runs the loop until it ends; it emits "recording started", the hits, and "recording stopped".
@@ -85,6 +92,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 			end.Message = err.Error()
 		}
 		end.Dropped = events.droppedTotal()
+		end.QueuedPeakBytes = events.peakBytes()
 		events.control(end)
 	}
 

@@ -74,6 +74,8 @@ export interface AttachResult {
   dropped: number;
   /** Times a breakpoint was re-created to keep Delve's replies small. */
   rearms: number;
+  /** The most hit bytes that waited on the node for ctrdbg at once (containerd never waits for ctrdbg). */
+  queuedPeakBytes: number;
   /** Returns left out because they succeeded (onlyFailures entries). */
   filtered: number;
   perBreakpoint: Record<string, number>;
@@ -213,6 +215,7 @@ export async function runAttach(
       hits: run.outcome?.hits ?? 0,
       dropped: run.outcome?.dropped ?? 0,
       rearms: run.outcome?.rearms ?? 0,
+      queuedPeakBytes: run.outcome?.queuedPeakBytes ?? 0,
       filtered: run.outcome?.filtered ?? 0,
       perBreakpoint: run.outcome?.perBreakpoint ?? {},
       stops: run.outcome?.stops ?? 0,
@@ -574,7 +577,10 @@ function writeEnd(
     ...(run.message ? { message: run.message } : {}),
     hits: run.outcome?.hits ?? 0,
     perBreakpoint: run.outcome?.perBreakpoint ?? {},
-    dropped: 0,
+    dropped: run.outcome?.dropped ?? 0,
+    ...(run.outcome ? { stops: run.outcome.stops } : {}),
+    ...(run.outcome?.filtered ? { filtered: run.outcome.filtered } : {}),
+    ...(run.outcome?.queuedPeakBytes ? { queuedPeakBytes: run.outcome.queuedPeakBytes } : {}),
     detached: node.detached,
     containerdPid: node.pidAfter || a.probe.pid,
     containerdServing: node.serving,

@@ -154,6 +154,8 @@ export interface RecordingEvent {
   hits?: number;
   stops?: number;
   dropped?: number;
+  /** The most hit bytes that waited on the node for ctrdbg at once. */
+  queuedPeakBytes?: number;
   maxHoldUs?: number;
   totalHoldUs?: number;
   rearms?: number;

@@ -150,6 +150,7 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
     agent.stream.on(
       'data',
       agentLineReader((e: AgentEvent) => {
+        if (e.event !== 'hit') log.debug(`agent: ${JSON.stringify(e).slice(0, 300)}`);
         switch (e.event) {
           case 'ready':
             clearTimeout(timer);
@@ -302,6 +303,10 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
       const outcome = await Promise.race([agent.exited, timeout]);
       if (outcome === 'timeout') errors.push('the agent did not exit within 60 s');
       const exit = exitEvent;
+      if (!exit && outcome !== 'timeout')
+        errors.push(
+          `the agent exited without saying how it left containerd${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+        );
       if (exit?.reason === 'dlv-left-running')
         errors.push(exit.message ?? `dlv (pid ${exit.dlvPid}) is still running on the node`);
       else if (exit && !exitLeftTargetDetached(exit))

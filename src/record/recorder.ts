@@ -76,6 +76,8 @@ export interface RecordOutcome {
   /** Returns left out because they succeeded (onlyFailures entries). */
   filtered: number;
   rearms: number;
+  /** The most hit bytes that waited on the node for ctrdbg at once (a slow or stalled reader). */
+  queuedPeakBytes: number;
   /** How long containerd was stopped to attach and arm, and dlv's own part of it (ms). */
   pausedMs: number;
   dlvAttachMs: number;
@@ -172,6 +174,7 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
         dropped: Math.max(dropped, event.dropped ?? 0),
         filtered,
         rearms: event.rearms ?? 0,
+        queuedPeakBytes: event.queuedPeakBytes ?? 0,
         pausedMs,
         dlvAttachMs,
         ...(event.reason === 'max-hits' ? { lastStopAt: performance.now() } : {}),

@@ -162,8 +162,17 @@ export interface EndRecord {
   message?: string;
   hits: number;
   perBreakpoint: Record<string, number>;
-  /** Hits seen but not written (should always be 0). */
+  /**
+   * Hits containerd made that are not in the file: the node's buffer was full because ctrdbg read too slowly
+   * (containerd is never made to wait for ctrdbg). 0 unless said so in the summary.
+   */
   dropped: number;
+  /** Times containerd stopped at a breakpoint (several callers can stop together: one stop, several hits). */
+  stops?: number;
+  /** Returns of onlyFailures entries left out because they succeeded. */
+  filtered?: number;
+  /** The most hit bytes that waited on the node at once for ctrdbg to read them. */
+  queuedPeakBytes?: number;
   /** Whether breakpoints were cleared and Delve detached without killing containerd. */
   detached: boolean;
   containerdPid: number;

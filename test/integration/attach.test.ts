@@ -486,6 +486,66 @@ describe('every way out leaves containerd running', () => {
     await healthyWithin(lab.containerd.pid, 5_000);
   });
 
+  it('a reader that stalls for 5 s: containerd goes on serving, each stop as short as one capture, every hit kept', async () => {
+    const file = join(work, 'stalled.jsonl');
+    // Big hits (32 labels of 4 KB each): what the SSH channel can hold fills up during the stall, and the rest
+    // waits in the agent's queue on the node.
+    const dir = await mkdtemp(join(work, 'stall-sets-'));
+    await writeFile(
+      join(dir, 'stall.yaml'),
+      [
+        'schema: ctrdbg.breakpoint-set/v1',
+        'name: stall',
+        'entries:',
+        '  - name: ns-create',
+        "    candidates: ['github.com/containerd/containerd/services/namespaces.(*local).Create']",
+        '    record: [req.Namespace.Name]',
+        '    params: [req]',
+        '    loadArgs: { depth: 3, maxString: 4096, maxArray: 64 }',
+        '',
+      ].join('\n'),
+    );
+    const a = await startAttach(['--record', file], ['--sets-dir', dir, '--set', 'stall']);
+    const prefix = unique('stall');
+    const calls = 40;
+    const labels = Array.from({ length: 32 }, (_, i) => `k${i}=${'x'.repeat(4000)}`).join(' ');
+    const stalledAt = Date.now();
+    process.kill(a.child.pid!, 'SIGSTOP');
+    try {
+      // If containerd waited for ctrdbg, these calls would hang until the stall ends, which is only after they
+      // have all returned: the load would run into its timeout.
+      const load = await execa(
+        'sh',
+        [
+          '-c',
+          `for i in $(seq 1 ${calls}); do ctr -a ${sock} namespaces create ${prefix}-$i ${labels} || exit 1; done`,
+        ],
+        { reject: false, timeout: 90_000 },
+      );
+      expect(load.exitCode, load.stderr || String(load.timedOut)).toBe(0);
+      // The stall is the point of the test: hold it for its full 5 s, then let ctrdbg read again.
+      const rest = 5_000 - (Date.now() - stalledAt);
+      if (rest > 0) await new Promise((r) => setTimeout(r, rest));
+    } finally {
+      process.kill(a.child.pid!, 'SIGCONT');
+    }
+    await waitHits(a, calls);
+    a.child.kill('SIGINT');
+    const done = await a.child;
+    expect(done.exitCode, a.err()).toBe(130);
+    const session = readSession(file);
+    const ours = session.hits.filter((h) => String(exprValue(h, 'req.Namespace.Name')).startsWith(prefix));
+    expect(ours).toHaveLength(calls);
+    // Each stop lasted one capture, not the stall.
+    for (const h of ours) expect(h.stoppedMs).toBeLessThan(250);
+    const end = session.end as { dropped: number; queuedPeakBytes?: number };
+    expect(end.dropped).toBe(0);
+    // The stall did back up into the node's queue (the path under test was taken).
+    expect(end.queuedPeakBytes ?? 0).toBeGreaterThan(256 * 1024);
+    expect(tracerPid(lab.containerd.pid)).toBe(0);
+    expect((await labStatus('default', env)).containerd.pid).toBe(lab.containerd.pid);
+  });
+
   it('kill -9 of ctrdbg mid-recording: containerd untraced and serving within 5 s', async () => {
     const a = await startAttach(['--record', join(work, 'killed.jsonl')]);
     // Keep callers hitting the breakpoint while the client dies.
@@ -838,10 +898,13 @@ describe('bad input: a clear error and the node untouched', () => {
   });
 
   it('sets check resolves lab-create and explains cri-create', async () => {
-    const { exitCode, data } = await ctrdbgJson<{
+    const { exitCode, data, stderr } = await ctrdbgJson<{
       sets: { set: string; complete: boolean; notes: string[]; entries: { suggestions: string[] }[] }[];
     }>(['sets', 'check', 'lab', '--set', 'lab-create', '--set', 'cri-create'], { env });
     expect(exitCode).toBe(0);
+    // The check detaches as cleanly as an attach does (a `stop` before any recording once crashed the agent).
+    expect(stderr).not.toMatch(/detach/);
+    expect(tracerPid(lab.containerd.pid)).toBe(0);
     const byName = Object.fromEntries(data.sets.map((s) => [s.set, s]));
     expect(byName['lab-create']?.complete, JSON.stringify(byName['lab-create'])).toBe(true);
     expect(byName['cri-create']?.complete).toBe(false);
