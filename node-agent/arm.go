@@ -126,7 +126,11 @@ func createBreakpoints(d *debuggee, specs []BreakpointSpec) []CreatedBreakpoint 
 				break
 			}
 			created.IDs = append(created.IDs, bp.ID)
-			d.armed[bp.ID] = &armedBreakpoint{logical: bp.ID, request: r}
+			logical := spec.Logical
+			if logical == 0 {
+				logical = bp.ID
+			}
+			d.armed[bp.ID] = &armedBreakpoint{logical: logical, request: r}
 		}
 		out = append(out, created)
 	}

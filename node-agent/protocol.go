@@ -93,7 +93,9 @@ type ResolvedPoint struct {
 // BreakpointSpec is one Delve breakpoint to create: `request` is an api.Breakpoint as ctrdbg built it (capture,
 // condition, name), placed at each of `addrs`, or at `file:line` when addrs is empty.
 type BreakpointSpec struct {
-	Key     string                 `json:"key"`
+	Key string `json:"key"`
+	// The id ctrdbg knows this breakpoint by in every process (shims: the same id in each); 0 = Delve's first id.
+	Logical int                    `json:"logical,omitempty"`
 	Addrs   []uint64               `json:"addrs,omitempty"`
 	File    string                 `json:"file,omitempty"`
 	Line    int                    `json:"line,omitempty"`
@@ -178,12 +180,17 @@ type DroppedEvent struct {
 
 // FollowedEvent: a shim the agent attached to (or could not), while containerd was held at a follow breakpoint.
 type FollowedEvent struct {
-	Event  string  `json:"event"`
-	Pid    int     `json:"pid"`
-	Binary string  `json:"binary"`
-	ID     string  `json:"id,omitempty"` // the shim's -id
-	Error  string  `json:"error,omitempty"`
-	HeldMs float64 `json:"heldMs"`
+	Event  string `json:"event"`
+	Pid    int    `json:"pid"`
+	Binary string `json:"binary"`
+	ID     string `json:"id,omitempty"` // the shim's -id
+	Error  string `json:"error,omitempty"`
+	// How long the shim was stopped to attach and arm it, and whether it had started before the recording.
+	HeldMs   float64 `json:"heldMs"`
+	Existing bool    `json:"existing,omitempty"`
+	// What was armed in it: point key → Delve ids, or why not.
+	Breakpoints []CreatedBreakpoint `json:"breakpoints,omitempty"`
+	Points      []ResolvedPoint     `json:"points,omitempty"`
 }
 
 // ExitReason says how the watchdog ended, i.e. what became of dlv. Whether containerd is still traced is

@@ -17,6 +17,7 @@ type session struct {
 	primary   *debuggee
 	debuggees map[int]*debuggee
 	follow    *follower
+	closing   bool // shutting down: no new debuggee
 }
 
 func (s *session) serve(commands <-chan Command) {
@@ -55,6 +56,9 @@ func (s *session) serve(commands <-chan Command) {
 				opts.follow = s.follow
 			}
 			go d.record(s.events, opts)
+			if s.follow != nil {
+				go s.follow.attachExisting(s.events)
+			}
 		case CmdStop:
 			for _, dd := range s.all() {
 				dd.requestStop()
@@ -115,6 +119,11 @@ func (s *session) shutdown(trigger string) int {
 	followed := []FollowedExit{}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	// A shim being attached right now either finishes (and is detached below) or leaves by itself.
+	s.follow.stop(30 * time.Second)
 	for _, d := range s.all() {
 		d.stopRecording(5 * time.Second)
 	}
@@ -152,6 +161,10 @@ func (s *session) shutdown(trigger string) int {
 
 // stopFollowed detaches the followed shims when containerd's dlv went away by itself.
 func (s *session) stopFollowed() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.follow.stop(30 * time.Second)
 	for _, d := range s.all() {
 		if d != s.primary {
 			d.stopRecording(5 * time.Second)

@@ -8,6 +8,7 @@
 import { delveExpression, delveExpressions } from '../breakpoints/delveExpression.js';
 import {
   breakpointName,
+  entryPoints,
   type ResolvedLocation,
   type ResolvedSet,
   resolveSets,
@@ -17,14 +18,43 @@ import {
   type BreakpointEntry,
   type BreakpointSet,
   isRedacted,
+  parseBreakpointSet,
   type SetLoadConfig,
 } from '../breakpoints/sets.js';
-import type { BreakpointSpec, PointSpec } from '../delve/agentProtocol.js';
+import type { BreakpointSpec, FollowSpec, PointSpec } from '../delve/agentProtocol.js';
 import type { NodeDebugger } from '../delve/nodeDebugger.js';
 import type { BreakpointRequest } from '../delve/types.js';
-import { delveError } from '../errors.js';
+import { delveError, inputError } from '../errors.js';
 import type { ArmedBreakpoint, ArmedLocation } from '../record/recorder.js';
 import type { Logger } from '../util/output.js';
+
+/**
+ * Where containerd has started a task's shim and is about to send it Create: the agent holds containerd there,
+ * attaches to the new shim and arms it first. 1.7 (runtime/v2) and 2.x (core/runtime/v2).
+ */
+export const SHIM_FOLLOW_CANDIDATES = [
+  'github.com/containerd/containerd/runtime/v2.(*shimTask).Create',
+  'github.com/containerd/containerd/v2/core/runtime/v2.(*shimTask).Create',
+];
+
+/** The trigger as a set of its own, resolved with the others (nothing is recorded at it). */
+function followTriggerSet(): BreakpointSet {
+  return parseBreakpointSet(
+    [
+      'schema: ctrdbg.breakpoint-set/v1',
+      'name: ctrdbg-follow',
+      'description: where containerd has started a shim and not yet sent it Create',
+      'entries:',
+      '  - name: shim-started',
+      `    candidates: [${SHIM_FOLLOW_CANDIDATES.map((c) => `'${c}'`).join(', ')}]`,
+      '',
+    ].join('\n'),
+    '(built in: shim following)',
+  );
+}
+
+/** Breakpoints in shims get ids from here on (the same in every shim), apart from containerd's own. */
+const SHIM_IDS_FROM = 100_000;
 
 export interface Armed {
   /** Delve breakpoint id → the place and the entries it serves (a return point has one id per return). */
@@ -35,6 +65,8 @@ export interface Armed {
   /** How long resolving and creating took on the node. */
   resolveMs: number;
   createMs: number;
+  /** Sets of shim processes: the agent follows every shim of this containerd and arms them there. */
+  follow?: FollowSpec;
 }
 
 interface Planned {
@@ -137,16 +169,23 @@ function fasterRequest(
 
 export async function armSets(
   dbg: NodeDebugger,
-  sets: BreakpointSet[],
+  allSets: BreakpointSet[],
   log: Logger,
   /** The running containerd's `--version` line: entries of other versions (`versions:`) are not misses. */
   containerdVersion?: string,
+  /** containerd's socket on the node (shims name it on their command line): needed for shim sets. */
+  socket?: string,
 ): Promise<Armed> {
+  const sets = allSets.filter((s) => s.process === 'containerd');
+  const shimSets = allSets.filter((s) => s.process !== 'containerd');
+  const trigger = shimSets.length ? followTriggerSet() : undefined;
   const resolver = agentResolver(dbg, { packages: true });
-  const resolved = await resolveSets(resolver, sets, {
+  const resolvedAll = await resolveSets(resolver, trigger ? [...sets, trigger] : sets, {
     ...(containerdVersion ? { containerdVersion } : {}),
     suggest: false,
   });
+  const resolved = resolvedAll.slice(0, sets.length);
+  const triggerResolved = trigger ? resolvedAll[sets.length] : undefined;
   const plan = new Map<string, Planned>();
   for (const [i, set] of sets.entries()) {
     for (const entry of resolved[i]?.entries ?? []) {
@@ -176,9 +215,24 @@ export async function armSets(
     const { file: _f, line: _l, ...request } = fast;
     return { key, addrs: location.addrs, request };
   });
-  const created = specs.length
-    ? await dbg.command({ cmd: 'create', breakpoints: specs })
+  const triggerLocations = triggerResolved?.entries[0]?.locations ?? [];
+  if (trigger && triggerLocations.length === 0)
+    throw inputError(
+      `Cannot follow shims in this containerd: none of ${SHIM_FOLLOW_CANDIDATES.join(', ')} is in the binary.`,
+      { hint: 'Shim sets need containerd 1.7 or 2.x; check the binary with `ctrdbg sets check TARGET`.' },
+    );
+  const triggerSpecs: BreakpointSpec[] = triggerLocations.map((l, i) => ({
+    key: `ctrdbg-follow-${i}`,
+    addrs: l.addrs,
+    request: { name: `ctrdbgFollowShim${i || ''}`, Cond: '', continue: false, goroutine: false, stacktrace: 0 },
+  }));
+  const created = specs.length + triggerSpecs.length
+    ? await dbg.command({ cmd: 'create', breakpoints: [...specs, ...triggerSpecs] })
     : { breakpoints: [], ms: 0 };
+  const triggerIds = created.breakpoints.slice(specs.length).flatMap((b) => {
+    if (b.error) throw delveError(`Delve refused the shim-follow breakpoint: ${b.error}`);
+    return b.ids;
+  });
   const locations = new Map<number, ArmedLocation>();
   const breakpoints: ArmedBreakpoint[] = [];
   for (const [i, [, { location, served }]] of groups.entries()) {
@@ -224,5 +278,92 @@ export async function armSets(
     for (const id of answer.ids) locations.set(id, { ...armed, id });
     breakpoints.push(...entries);
   }
-  return { locations, breakpoints, resolved, resolveMs: resolver.resolveMs, createMs: created.ms };
+  const follow =
+    shimSets.length && socket
+      ? shimFollow(shimSets, triggerIds, socket, resolver.packages, locations, breakpoints)
+      : undefined;
+  if (shimSets.length && !socket) throw delveError('Shim sets need containerd\'s socket on the node.');
+  return {
+    locations,
+    breakpoints,
+    resolved,
+    resolveMs: resolver.resolveMs,
+    createMs: created.ms,
+    ...(follow ? { follow } : {}),
+  };
+}
+
+/**
+ * The follow spec for shim sets: one point per candidate, one breakpoint per distinct place (entries at one place
+ * share it), each with an id of ctrdbg's that is the same in every shim. Adds what the recorder needs to
+ * `locations` and `breakpoints`.
+ */
+function shimFollow(
+  shimSets: BreakpointSet[],
+  triggerIds: number[],
+  socket: string,
+  packages: ReadonlySet<string> | undefined,
+  locations: Map<number, ArmedLocation>,
+  breakpoints: ArmedBreakpoint[],
+): FollowSpec {
+  const places = new Map<
+    string,
+    { point: PointSpec; served: { set: BreakpointSet; entry: BreakpointEntry; record: string[] }[] }
+  >();
+  for (const set of shimSets)
+    for (const entry of set.entries) {
+      const record = entry.record.filter((expr) => !isRedacted(expr, entry.redact));
+      for (const point of entryPoints(set, entry)) {
+        const place = JSON.stringify([point.function, point.at, point.lineOffset, point.callees]);
+        const p = places.get(place) ?? { point: { ...point, key: place }, served: [] };
+        p.served.push({ set, entry, record });
+        places.set(place, p);
+      }
+    }
+  const points: PointSpec[] = [];
+  const create: BreakpointSpec[] = [];
+  let next = SHIM_IDS_FROM;
+  for (const { point, served } of places.values()) {
+    const id = next++;
+    const first = served[0]!;
+    const shared = sharedBreakpointRequest(
+      served,
+      { file: '', line: 0, at: point.at ?? 'entry' },
+      breakpointName(first.set.name, first.entry.name, id - SHIM_IDS_FROM),
+    );
+    const { request: fast, original } = fasterRequest(shared, packages);
+    const { file: _f, line: _l, ...request } = fast;
+    points.push(point);
+    create.push({ key: point.key, logical: id, request });
+    const entries = served.map(
+      ({ set, entry, record }): ArmedBreakpoint => ({
+        id,
+        name: `${set.name}/${entry.name}${served.length > 1 || entry.candidates.length > 1 ? `@${id - SHIM_IDS_FROM}` : ''}`,
+        set: set.name,
+        entry: entry.name,
+        function: point.function,
+        file: '',
+        line: 0,
+        optimized: false,
+        expressions: record,
+        ...(entry.condition ? { condition: entry.condition } : {}),
+        ...(entry.at !== 'entry' ? { at: entry.at } : {}),
+        process: set.process,
+        redact: entry.redact,
+        params: entry.params,
+        loadArgs: entry.loadArgs !== false,
+        loadLocals: entry.loadLocals !== false,
+        stack: entry.stack,
+        onlyFailures: entry.onlyFailures,
+      }),
+    );
+    locations.set(id, {
+      id,
+      entries,
+      redact: [...new Set(entries.flatMap((e) => e.redact))],
+      ...(original.size ? { delveNames: original } : {}),
+    });
+    breakpoints.push(...entries);
+  }
+  return { breakpoints: triggerIds, socket, points, create };
 }

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { type ResolvedSet, suggestMisses } from '../breakpoints/resolve.js';
 import { type BreakpointSet, findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
 import { inspectBinary } from '../debugbuild/debugInfo.js';
+import type { FollowSpec } from '../delve/agentProtocol.js';
 import { type NodeDebugger, startNodeDebugger } from '../delve/nodeDebugger.js';
 import { waitServing } from '../deploy/binarySwap.js';
 import { readNodeState } from '../deploy/nodeState.js';
@@ -24,6 +25,7 @@ import type { Target } from '../nodes/target.js';
 import {
   type ArmedBreakpoint,
   type ArmedLocation,
+  type FollowedShim,
   type RecordOutcome,
   recordHits,
 } from '../record/recorder.js';
@@ -78,6 +80,8 @@ export interface AttachResult {
   queuedPeakBytes: number;
   /** Returns left out because they succeeded (onlyFailures entries). */
   filtered: number;
+  /** Shims followed (shim sets): each attached, armed and left again like containerd. */
+  followed?: FollowedShim[];
   perBreakpoint: Record<string, number>;
   stops: number;
   /** The longest time containerd was held stopped at once, hand-over included. */
@@ -112,15 +116,6 @@ export function chooseSets(names: string[], setsDir: string | undefined): Breakp
   }
   const all = loadBreakpointSets(setsDir ? { setsDir } : {});
   const chosen = [...new Set(names)].map((n) => findBreakpointSet(all, n));
-  const shim = chosen.filter((s) => s.process !== 'containerd');
-  if (shim.length) {
-    throw inputError(
-      `Set ${shim.map((s) => s.name).join(', ')} targets ${shim[0]?.process}, a separate process from containerd.`,
-      {
-        hint: 'attach debugs containerd itself; pick sets whose process is containerd (ctrdbg sets list).',
-      },
-    );
-  }
   return chosen;
 }
 
@@ -144,6 +139,7 @@ interface Attached {
   locations: Map<number, ArmedLocation>;
   breakpoints: ArmedBreakpoint[];
   resolved: ResolvedSet[];
+  follow?: FollowSpec;
   unresolved: AttachResult['unresolved'];
   notes: string[];
   writer: RecordingWriter | undefined;
@@ -218,6 +214,7 @@ export async function runAttach(
       queuedPeakBytes: run.outcome?.queuedPeakBytes ?? 0,
       filtered: run.outcome?.filtered ?? 0,
       perBreakpoint: run.outcome?.perBreakpoint ?? {},
+      ...(a.follow ? { followed: run.followed } : {}),
       stops: run.outcome?.stops ?? 0,
       maxStoppedMs: Math.round(run.maxStoppedMs * 10) / 10,
       reason: run.reason,
@@ -289,7 +286,7 @@ async function attach(
   const base = { target, host, probe, dbg, sets, pausedAt, manifest: state.installed?.manifest ?? null };
   let armed: Awaited<ReturnType<typeof armSets>>;
   try {
-    armed = await armSets(dbg, sets, log, probe.version);
+    armed = await armSets(dbg, sets, log, probe.version, target.node.socket);
   } catch (error) {
     await dbg.stop().catch(() => undefined);
     throw error;
@@ -350,6 +347,7 @@ async function attach(
     locations: armed.locations,
     breakpoints: armed.breakpoints,
     resolved: armed.resolved,
+    ...(armed.follow ? { follow: armed.follow } : {}),
     unresolved,
     notes,
     writer,
@@ -367,6 +365,7 @@ interface RunOutcome {
   runningTrigger?: { trigger: RunningTrigger; shownAs: string };
   trigger?: TriggerResult & { shownAs: string };
   maxStoppedMs: number;
+  followed: FollowedShim[];
   handover?: HandoverOutcome;
   launchJson?: string;
 }
@@ -404,6 +403,7 @@ async function record(
   let trigger: RunningTrigger | undefined;
   let handover: HandoverOutcome | undefined;
   let launchJson: string | undefined;
+  const followed: FollowedShim[] = [];
   try {
     const recording = recordHits({
       dbg: a.dbg,
@@ -414,6 +414,15 @@ async function record(
       maxHits: options.interactive ? 1 : options.maxHits,
       signal: controller.signal,
       startedAt: a.startedAt,
+      ...(a.follow ? { follow: a.follow, primaryPid: a.probe.pid, primaryBinary: a.probe.binary } : {}),
+      onFollowed: (f) => {
+        followed.push(f);
+        if (f.error) log.warn(`shim pid ${f.pid}${f.id ? ` (${f.id})` : ''}: not followed: ${f.error}`);
+        else
+          log.step(
+            `following shim pid ${f.pid}${f.id ? ` (${f.id})` : ''}: ${f.armed} breakpoints armed, held ${Math.round(f.heldMs)} ms${f.existing ? ' (it was running already)' : ''}`,
+          );
+      },
       ...(hooks.onHit ? { onHit: hooks.onHit } : {}),
       onPanic: (what) => log.warn(`containerd stopped at ${what}`),
     }).then(
@@ -476,6 +485,7 @@ async function record(
     ...(failure ? { failure } : {}),
     ...(trigger && masked ? { runningTrigger: { trigger, shownAs: masked.text } } : {}),
     maxStoppedMs: Math.max(outcome?.maxStoppedMs ?? 0, ...holds),
+    followed,
     ...(handover ? { handover } : {}),
     ...(launchJson ? { launchJson } : {}),
   };

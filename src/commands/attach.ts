@@ -19,7 +19,8 @@ export function hitLine(hit: HitRecord): string {
   const fn = shortFunction(hit.location.function);
   const file = baseName(hit.location.file);
   const values = expressionsLine(hit, 60, '  ');
-  return `#${hit.seq} +${(hit.t / 1000).toFixed(3)}s ${style.bold(hit.breakpoint.name)} g${hit.goroutine.id} ${fn} ${file}:${hit.location.line} ${style.dim(`(${hit.stoppedMs.toFixed(1)} ms)`)}  ${values}`;
+  const where = hit.process ? ` [${baseName(hit.process.binary)} ${hit.process.pid}]` : '';
+  return `#${hit.seq} +${(hit.t / 1000).toFixed(3)}s${where} ${style.bold(hit.breakpoint.name)} g${hit.goroutine.id} ${fn} ${file}:${hit.location.line} ${style.dim(`(${hit.stoppedMs.toFixed(1)} ms)`)}  ${values}`;
 }
 
 export async function attachCommand(
@@ -52,6 +53,11 @@ export async function attachCommand(
     ...(handover
       ? [
           `  hand-over: ${handover.clients} debugger connection${handover.clients === 1 ? '' : 's'}${handover.requests.length ? `; ${handover.requests.map((r) => `${r.request} ${r.action === 'detached' ? '→ detached without killing' : '→ refused'}`).join(', ')}` : ''}`,
+        ]
+      : []),
+    ...(result.followed
+      ? [
+          `  shims followed: ${result.followed.filter((f) => !f.error).length}${result.followed.length ? ` (${result.followed.map((f) => `${f.pid}${f.error ? ' not followed' : ''}`).join(', ')})` : ''}${result.detached ? ', each detached like containerd' : ''}`,
         ]
       : []),
     ...(trigger

@@ -91,6 +91,8 @@ export interface ResolvedPoint {
 /** One Delve breakpoint to create: `request` (an api.Breakpoint without its place) at each address. */
 export interface BreakpointSpec {
   key: string;
+  /** The id ctrdbg knows the breakpoint by in every process (shims: the same in each); default Delve's. */
+  logical?: number;
   addrs?: number[];
   file?: string;
   line?: number;
@@ -103,6 +105,14 @@ export interface CreatedBreakpoint {
   error?: string;
 }
 
+/** What `record` hands the agent so it follows shims: the trigger breakpoints in containerd, and what to arm. */
+export interface FollowSpec {
+  breakpoints: number[];
+  socket: string;
+  points: PointSpec[];
+  create: BreakpointSpec[];
+}
+
 export type AgentCommand =
   | { cmd: 'resolve'; id: number; points: PointSpec[]; packages?: boolean }
   | { cmd: 'create'; id: number; breakpoints: BreakpointSpec[] }
@@ -112,7 +122,7 @@ export type AgentCommand =
       maxHits?: number;
       returnInfo?: AgentLoadConfig;
       rearmAfter?: number;
-      follow?: { breakpoints: number[]; socket: string; points: PointSpec[]; create: BreakpointSpec[] };
+      follow?: FollowSpec;
     }
   | { cmd: 'stop'; id: number };
 
@@ -190,7 +200,11 @@ export interface FollowedEvent {
   binary: string;
   id?: string;
   error?: string;
+  /** How long the shim was stopped to attach and arm it; whether it ran before the recording started. */
   heldMs: number;
+  existing?: boolean;
+  breakpoints?: CreatedBreakpoint[];
+  points?: ResolvedPoint[];
 }
 
 export interface ErrorEvent {

@@ -315,11 +315,13 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
             ? `containerd is still traced by pid ${exit.target.tracerPid} after the agent's ${exit.reason}`
             : `containerd (pid ${pid}) is gone after the agent's ${exit.reason}`,
         );
+      // A shim that is gone ended with its pod (ctrdbg never kills one); one still traced is a failure.
       for (const f of exit?.followed ?? []) {
-        if (!f.target.alive || f.target.tracerPid !== 0)
+        if (f.target.alive && f.target.tracerPid !== 0)
           errors.push(
-            `the shim ${f.pid} (${f.binary}) is ${f.target.alive ? `still traced by pid ${f.target.tracerPid}` : 'gone'} after the agent's ${f.reason}`,
+            `the shim ${f.pid} (${f.binary}) is still traced by pid ${f.target.tracerPid} after the agent's ${f.reason}`,
           );
+        if (f.reason === 'dlv-left-running') errors.push(f.message ?? `dlv for the shim ${f.pid} is still running`);
       }
       return {
         detached: exitLeftTargetDetached(exit),

@@ -7,7 +7,7 @@
  * or the detach), when asked to stop, or when containerd exits.
  */
 import { performance } from 'node:perf_hooks';
-import type { HitEvent, RecordingEvent } from '../delve/agentProtocol.js';
+import type { FollowSpec, HitEvent, RecordingEvent } from '../delve/agentProtocol.js';
 import type { NodeDebugger } from '../delve/nodeDebugger.js';
 import type { Thread, Variable } from '../delve/types.js';
 import { nodeError } from '../errors.js';
@@ -45,6 +45,18 @@ export interface ArmedLocation {
   delveNames?: Map<string, string>;
 }
 
+/** A shim the agent followed (or could not). */
+export interface FollowedShim {
+  pid: number;
+  binary: string;
+  id?: string;
+  /** Breakpoints armed in it. */
+  armed: number;
+  heldMs: number;
+  existing?: boolean;
+  error?: string;
+}
+
 export interface RecordOptions {
   dbg: Pick<NodeDebugger, 'command' | 'subscribe' | 'onLost'>;
   armed: Map<number, ArmedLocation>;
@@ -58,6 +70,11 @@ export interface RecordOptions {
   rearmAfter?: number;
   onHit?: (hit: HitRecord) => void;
   onPanic?: (what: string) => void;
+  /** Shim sets: the agent follows every shim of this containerd; hits then name their process. */
+  follow?: FollowSpec;
+  primaryPid?: number;
+  primaryBinary?: string;
+  onFollowed?: (shim: FollowedShim) => void;
   onDropped?: (count: number) => void;
 }
 
@@ -108,6 +125,8 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       if (outcome instanceof Error) reject(outcome);
       else resolve(outcome);
     };
+    const binaries = new Map<number, string>();
+    if (options.primaryPid !== undefined) binaries.set(options.primaryPid, options.primaryBinary ?? 'containerd');
     const onHitEvent = (event: HitEvent) => {
       const thread = event.thread as Thread;
       if (event.bp < 0) {
@@ -136,12 +155,15 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
         perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
         const hit = toHit(stop, bp, seq, t, event.wall, options.fieldNameRedaction, location.redact);
         hit.record.stoppedMs = round(event.holdUs / 1000);
+        if (options.follow) hit.record.process = { pid: event.pid, binary: binaries.get(event.pid) ?? '?' };
         redacted += hit.redacted;
         writer?.writeHit(hit.record);
         options.onHit?.(hit.record);
       }
     };
     const onRecording = (event: RecordingEvent) => {
+      // A followed shim's own loop starting or ending (its pod went away) is not the recording's end.
+      if (options.primaryPid !== undefined && event.pid !== options.primaryPid) return;
       if (event.state === 'started') {
         pausedMs = event.pausedMs ?? 0;
         dlvAttachMs = event.dlvAttachMs ?? 0;
@@ -183,6 +205,18 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
     const unsubscribe = dbg.subscribe({
       onHit: onHitEvent,
       onRecording,
+      onFollowed: (e) => {
+        if (!e.error) binaries.set(e.pid, e.binary);
+        options.onFollowed?.({
+          pid: e.pid,
+          binary: e.binary,
+          ...(e.id ? { id: e.id } : {}),
+          armed: (e.breakpoints ?? []).filter((b) => !b.error && b.ids.length > 0).length,
+          heldMs: e.heldMs,
+          ...(e.existing ? { existing: true } : {}),
+          ...(e.error ? { error: e.error } : {}),
+        });
+      },
       onDropped: (e) => {
         dropped += e.count;
         options.onDropped?.(e.count);
@@ -200,6 +234,7 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
         ...(options.maxHits !== undefined ? { maxHits: options.maxHits } : {}),
         // CTRDBG_REARM_AFTER: tests force re-arming often.
         rearmAfter: options.rearmAfter ?? Number(process.env.CTRDBG_REARM_AFTER ?? 64),
+        ...(options.follow ? { follow: options.follow } : {}),
       })
       .catch((error: Error) => finish(error));
   });

@@ -51,6 +51,8 @@ export interface RecordedBreakpoint {
   /** Where in the function: its entry (left out), its returns, or the line after a call (`callee`). */
   at?: 'entry' | 'return' | 'after-call';
   callee?: string;
+  /** The process the breakpoint lives in, when not containerd (a shim's are armed in every followed shim). */
+  process?: string;
 }
 
 export interface RecordingHeader {
