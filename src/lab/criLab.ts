@@ -34,6 +34,7 @@ const KUBELET_PACKAGE = 'ctrdbg.lab/kubelet';
 export function criTreeSource(lane: TrixieLane): LabTreeSource {
   return {
     mainGo: join(scriptsDir, 'lab', 'containerd-cri-main', 'main.go'),
+    shimMainGo: join(scriptsDir, 'lab', 'containerd-shim-runc-v2-main', 'main.go'),
     gocode: lane.gocode,
     version: lane.containerd.version,
     revision: lane.containerd.revision,
