@@ -13,6 +13,10 @@ export function registerBuild(program: Command): void {
     .option('--src <dir>', 'a containerd checkout (make GODEBUG=1) or a lab tree (ctrdbg-tree.json)')
     .option('--arch <arch>', 'target architecture: amd64 or arm64 (default: this machine)')
     .option('--out <dir>', 'output directory (default: <cache>/builds/<arch>)')
+    .option(
+      '--with-shim',
+      'also build containerd-shim-runc-v2 from the same tree, with -N -l (containerd’s Makefile leaves them out)',
+    )
     .option('--verify <binary>', 'only check whether BINARY can be debugged (exit code 6 if not)')
     .option('--go <path>', 'the go to build with (else $CTRDBG_GO, config.json, the lab tree’s lane, PATH)')
     .option('--dlv <path>', 'the dlv whose Go support the verification reports (same order as --go)')

@@ -42,6 +42,11 @@ export function registerDeploy(program: Command): void {
       '--dlv-src <dir>',
       'build the dlv for the node from this Delve source (a checkout, or Debian’s delve source)',
     )
+    .option(
+      '--with-shim',
+      'also build containerd-shim-runc-v2 from the same tree with -N -l and install it (new pods get it)',
+    )
+    .option('--shim-binary <file>', 'with --with-shim: install this shim instead of building one')
     .option('--json', 'print the result as JSON')
     .action(action(async (spec, opts) => (await import('../commands/deploy.js')).setupCommand(spec, opts)));
 
@@ -49,7 +54,9 @@ export function registerDeploy(program: Command): void {
     program
       .command('restore')
       .argument('[target]', TARGET_HELP)
-      .description("put the node's original containerd back (byte-identical) and restart it"),
+      .description(
+        "put the node's original containerd (and shim, after --with-shim) back, byte-identical, and restart it",
+      ),
   )
     .option('--purge', 'also remove the synced source tree and dlv from the node')
     .option('--json', 'print the result as JSON')

@@ -3,7 +3,7 @@
  * `ctrdbg build --verify BIN` (tell whether any containerd binary can be debugged).
  */
 
-import { type BuildResult, buildContainerd } from '../debugbuild/buildContainerd.js';
+import { type BinaryBuild, type BuildResult, buildContainerd } from '../debugbuild/buildContainerd.js';
 import { type BinaryReport, delveSupport, inspectBinary } from '../debugbuild/debugInfo.js';
 import { createBuildProgress, normalizeArch } from '../debugbuild/goBuild.js';
 import { knownDelves, resolveTool } from '../debugbuild/toolchain.js';
@@ -20,6 +20,7 @@ export interface BuildCommandOptions {
   verify?: string;
   go?: string;
   dlv?: string;
+  withShim?: boolean;
   json?: boolean;
 }
 
@@ -62,7 +63,7 @@ export function formatReport(report: BinaryReport): string {
   return lines.join('\n');
 }
 
-function formatBuild(result: BuildResult): string {
+function formatBuild(result: BinaryBuild): string {
   const { manifest } = result;
   const version =
     manifest.containerd.line ??
@@ -72,8 +73,9 @@ function formatBuild(result: BuildResult): string {
     : '';
   return [
     `${mark.ok()} built ${style.bold(result.binary)} (${formatBytes(manifest.binary.size)}, ${manifest.binary.arch}) in ${(manifest.durationMs / 1000).toFixed(1)}s`,
-    `  containerd  ${version || 'unknown version'}`,
+    `  ${manifest.binary.fileName === 'containerd' ? 'containerd' : 'version   '}  ${version || 'unknown version'}`,
     `  source      ${manifest.source.root}${git}`,
+    `  command     ${manifest.command.display}`,
     `  manifest    ${result.manifestPath}`,
     '',
     formatReport(manifest.verification),
@@ -111,8 +113,8 @@ export async function buildCommand(
   options: BuildCommandOptions,
 ): Promise<CommandOutput<BuildResult | BinaryReport>> {
   if (options.verify !== undefined) {
-    if (options.src !== undefined || options.out !== undefined) {
-      throw usageError('--verify checks an existing binary and takes no --src or --out.', {
+    if (options.src !== undefined || options.out !== undefined || options.withShim) {
+      throw usageError('--verify checks an existing binary and takes no --src, --out or --with-shim.', {
         hint: 'Run `ctrdbg build --verify BIN` on its own, or `ctrdbg build --src DIR` to build (it verifies too).',
       });
     }
@@ -126,13 +128,16 @@ export async function buildCommand(
     out: options.out,
     go: options.go,
     dlv: options.dlv,
+    ...(options.withShim ? { withShim: true } : {}),
     logger,
     // Created lazily by runBuild: a progress display started before argument checks could outlive a failure.
-    progress: () => createBuildProgress(logger, { quiet: json }),
+    progress: (label) => createBuildProgress(logger, { quiet: json, label }),
   });
+  const debuggable =
+    result.manifest.verification.debuggable && (result.shim?.manifest.verification.debuggable ?? true);
   return {
     data: result,
-    text: formatBuild(result),
-    ...(result.manifest.verification.debuggable ? {} : { exitCode: ExitCode.notDebuggable }),
+    text: [formatBuild(result), ...(result.shim ? ['', formatBuild(result.shim)] : [])].join('\n'),
+    ...(debuggable ? {} : { exitCode: ExitCode.notDebuggable }),
   };
 }

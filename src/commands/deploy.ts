@@ -4,6 +4,7 @@ import { type RestoreResult, restoreOriginal } from '../deploy/binarySwap.js';
 import { type DoctorOptions, type DoctorResult, doctor } from '../deploy/doctor.js';
 import { openNode } from '../deploy/openNode.js';
 import { type SetupOptions, type SetupResult, setupNode } from '../deploy/setupNode.js';
+import { describeRunningShims } from '../deploy/shimLocate.js';
 import { ExitCode } from '../errors.js';
 import type { TargetOptions } from '../nodes/resolveTarget.js';
 import { createLogger, formatBytes, formatTable, mark, style } from '../util/output.js';
@@ -16,7 +17,7 @@ export async function setupCommand(
   const log = createLogger({ quiet: options.json });
   const result = await setupNode(spec, options, log);
   const lines = [
-    `${mark.ok()} ${style.bold(result.target)} runs the debug containerd (pid ${result.node.pidAfter}, ${result.binary.version})`,
+    `${mark.ok()} ${style.bold(result.target)} runs the debug containerd (pid ${result.node.pidAfter}, ${result.binary.version})${result.shim ? ' and has the debug shim for new pods' : ''}`,
     '',
     ...(result.changed.length
       ? result.changed.map((c) => `  • ${c}`)
@@ -25,6 +26,12 @@ export async function setupCommand(
     `  source: ${result.source.map((s) => `${s.remoteRoot} (${s.files} files, ${s.sent} sent, ${formatBytes(s.wireBytes)} on the wire)`).join('; ') || 'not synced'}`,
     `  dlv:    ${result.dlv.path} (Delve ${result.dlv.version}, supports Go ${result.dlv.supportsGo ?? '?'}; ${result.dlv.description})`,
     `          ${result.dlv.built ? '' : `${result.dlv.local}, `}${result.dlv.why}`,
+    ...(result.shim
+      ? [
+          `  shim:   ${result.shim.path} (${result.shim.why}; ${result.shim.version}; ${result.shim.description})`,
+          `          ${describeRunningShims(result.shim.running)}; new pods get ${result.shim.unchanged ? 'this' : 'the new'} file, running shims keep theirs`,
+        ]
+      : []),
     '',
     `Next: ctrdbg attach ${result.target} --set <name>   (ctrdbg sets list)`,
   ];
@@ -39,9 +46,22 @@ export async function restoreCommand(
   const { target, host } = await openNode(spec, options, { log, requireRunning: false });
   try {
     const result = await restoreOriginal(host, target, { purge: options.purge }, log);
+    const shim = result.shim;
     const text = [
-      `${mark.ok()} ${style.bold(target.spec)} runs its original containerd again (pid ${result.pid}, sha256 ${result.sha256.slice(0, 12)}…, byte-identical)`,
-      result.restored ? `  • put back ${result.path}` : `  • ${result.path} was already the original`,
+      result.containerdChanged
+        ? `${mark.ok()} ${style.bold(target.spec)} runs its original containerd again (pid ${result.pid}, sha256 ${result.sha256.slice(0, 12)}…, byte-identical)`
+        : `${mark.ok()} ${style.bold(target.spec)}: ctrdbg never replaced its containerd (pid ${result.pid} runs ${result.path})`,
+      ...(result.containerdChanged
+        ? [result.restored ? `  • put back ${result.path}` : `  • ${result.path} was already the original`]
+        : []),
+      ...(shim
+        ? [
+            shim.restored
+              ? `  • put back the original shim ${shim.path} (sha256 ${shim.sha256.slice(0, 12)}…, byte-identical)`
+              : `  • the shim ${shim.path} was already the original`,
+            `    ${describeRunningShims(shim.running)}; new pods get the original`,
+          ]
+        : []),
       ...(result.logLevelRemoved ? ['  • removed the log-level setting'] : []),
       ...result.purged.map((p) => `  • removed ${p}`),
     ].join('\n');

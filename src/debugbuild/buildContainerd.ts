@@ -1,6 +1,8 @@
 /**
  * Building a debuggable containerd, end to end: the source tree detected, the toolchain chosen, go.mod
  * checked, the build run, the binary verified, the manifest written. `ctrdbg build` and `ctrdbg setup` call it.
+ * With `withShim`, the runc shim (containerd-shim-runc-v2) is built from the same tree with the same Go and
+ * verified the same way, with a manifest of its own.
  */
 import { join } from 'node:path';
 import { cacheDir, packageVersion } from '../config.js';
@@ -8,13 +10,17 @@ import type { Logger } from '../util/output.js';
 import { inspectBinary } from './debugInfo.js';
 import {
   type Arch,
+  type BuildPlan,
   type BuildProgress,
+  type BuiltBinary,
   checkTreeGo,
   detectSourceTree,
   localArch,
   normalizeArch,
   planBuild,
   runBuild,
+  SHIM_BINARY,
+  type SourceTree,
 } from './goBuild.js';
 import {
   type BuildManifest,
@@ -23,9 +29,10 @@ import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
   runContainerdVersion,
+  runShimVersion,
   writeManifest,
 } from './manifest.js';
-import { describeTool, type LaneName, resolveTool } from './toolchain.js';
+import { describeTool, type LaneName, type ResolvedTool, resolveTool } from './toolchain.js';
 
 export interface BuildContainerdOptions {
   src: string | undefined;
@@ -33,17 +40,25 @@ export interface BuildContainerdOptions {
   /** Defaults to `<cacheDir>/builds/<arch>`. */
   out?: string;
   logger: Logger;
-  progress?: () => BuildProgress;
+  progress?: (label: string) => BuildProgress;
   timeoutMs?: number;
   /** --go / --dlv: see src/debugbuild/toolchain.ts for the order ctrdbg picks them in. */
   go?: string;
   dlv?: string;
+  /** Also build containerd-shim-runc-v2 (`--with-shim`); `shimOnly` builds nothing else. */
+  withShim?: boolean;
+  shimOnly?: boolean;
 }
 
-export interface BuildResult {
+export interface BinaryBuild {
   binary: string;
   manifestPath: string;
   manifest: BuildManifest;
+}
+
+export interface BuildResult extends BinaryBuild {
+  /** With `withShim`: the shim built from the same tree, verified the same way. */
+  shim?: BinaryBuild;
 }
 
 /** `<cache>/builds/<arch>`; the trixie lane's builds (the CRI lab's 1.7) keep to `<arch>-trixie`. */
@@ -67,14 +82,36 @@ export async function buildContainerd(options: BuildContainerdOptions): Promise<
   await checkTreeGo(tree, go, options.logger);
   // Only for the verification's "does this Delve support that Go" line; a missing dlv does not stop a build.
   const dlv = await resolveTool('dlv', { flag: options.dlv, lane }).catch(() => undefined);
-  const plan = planBuild(tree, {
+  const context: BuildContext = { tree, arch, go, dlv, outDir: options.out ?? defaultOutDir(arch, lane) };
+  const shim =
+    options.withShim || options.shimOnly ? await buildOne(context, SHIM_BINARY, options) : undefined;
+  if (options.shimOnly && shim) return shim;
+  const containerd = await buildOne(context, 'containerd', options);
+  return { ...containerd, ...(shim ? { shim } : {}) };
+}
+
+interface BuildContext {
+  tree: SourceTree;
+  arch: ReturnType<typeof normalizeArch>;
+  go: ResolvedTool;
+  dlv: ResolvedTool | undefined;
+  outDir: string;
+}
+
+async function buildOne(
+  { tree, arch, go, dlv, outDir }: BuildContext,
+  binary: BuiltBinary,
+  options: BuildContainerdOptions,
+): Promise<BinaryBuild> {
+  const plan: BuildPlan = planBuild(tree, {
     arch,
-    outDir: options.out ?? defaultOutDir(arch, lane),
+    outDir,
+    binary,
     ...(go.source === 'path' ? {} : { go: go.path }),
     ...(go.version ? { goVersion: go.version } : {}),
   });
   options.logger.info(
-    `Building containerd for linux/${arch} from ${tree.kind === 'checkout' ? 'the checkout' : 'the lab tree'} ${tree.root}`,
+    `Building ${binary} for linux/${arch} from ${tree.kind === 'checkout' ? 'the checkout' : 'the lab tree'} ${tree.root}`,
   );
   const builtAt = new Date().toISOString();
   const run = await runBuild(plan, {
@@ -89,7 +126,11 @@ export async function buildContainerd(options: BuildContainerdOptions): Promise<
   ]);
 
   let containerd: ContainerdVersion | undefined;
-  if (arch === localArch()) containerd = await runContainerdVersion(plan.outputBinary);
+  if (arch === localArch())
+    containerd =
+      binary === SHIM_BINARY
+        ? await runShimVersion(plan.outputBinary)
+        : await runContainerdVersion(plan.outputBinary);
   if (!containerd && tree.kind === 'gopath') {
     const version = tree.marker.ldflags[VERSION_KEY] ?? tree.marker.version ?? null;
     containerd = {
@@ -104,13 +145,21 @@ export async function buildContainerd(options: BuildContainerdOptions): Promise<
   }
   containerd ??= { version: null, revision: null, line: null, source: 'unknown' };
 
+  const mainPackage =
+    binary === SHIM_BINARY
+      ? tree.kind === 'gopath'
+        ? (tree.marker.shimPackage ?? null)
+        : `github.com/containerd/containerd/cmd/${SHIM_BINARY}`
+      : tree.kind === 'gopath'
+        ? tree.marker.package
+        : 'github.com/containerd/containerd/cmd/containerd';
   const manifest: BuildManifest = {
     format: MANIFEST_FORMAT,
     formatVersion: MANIFEST_VERSION,
     ctrdbgVersion: packageVersion(),
     binary: {
       path: plan.outputBinary,
-      fileName: 'containerd',
+      fileName: binary,
       sha256: verification.sha256,
       size: verification.size,
       arch: verification.arch,
@@ -122,8 +171,7 @@ export async function buildContainerd(options: BuildContainerdOptions): Promise<
       kind: tree.kind,
       root: tree.root,
       sourceRoots: tree.kind === 'gopath' ? tree.marker.sourceRoots : [tree.root],
-      package:
-        tree.kind === 'gopath' ? tree.marker.package : 'github.com/containerd/containerd/cmd/containerd',
+      package: mainPackage,
       git: git ?? null,
     },
     command: { display: plan.display, file: plan.file, args: plan.args, cwd: plan.cwd, env: plan.env },

@@ -1,5 +1,5 @@
 /**
- * Building a debuggable containerd from one of two kinds of source tree:
+ * Building a debuggable containerd (and, for `--with-shim`, its runc shim) from one of two kinds of source tree:
  *  - a containerd checkout, built through its own Makefile (`make GODEBUG=1 GO_GCFLAGS= bin/containerd`),
  *    so the result matches what the project ships except for the debug flags;
  *  - a lab tree (GOPATH mode, marked by `ctrdbg-tree.json`): Debian's packaged containerd library plus a
@@ -27,6 +27,11 @@ export { shellQuote };
 export const LAB_TREE_MARKER = 'ctrdbg-tree.json';
 /** The lab's main package import path inside its GOPATH tree. */
 export const LAB_PACKAGE = 'ctrdbg.lab/containerd';
+/** The lab's runc shim main package (containerd 1.7's cmd/containerd-shim-runc-v2, which Debian does not ship). */
+export const LAB_SHIM_PACKAGE = 'ctrdbg.lab/containerd-shim-runc-v2';
+/** The binaries ctrdbg builds: containerd, and the runc v2 shim containerd starts for every pod (`--with-shim`). */
+export const SHIM_BINARY = 'containerd-shim-runc-v2';
+export type BuiltBinary = 'containerd' | typeof SHIM_BINARY;
 /** Debian's packaged containerd library source (golang-github-containerd-containerd-dev). */
 export const DEBIAN_GOCODE = '/usr/share/gocode';
 export const DEBIAN_CONTAINERD_PACKAGE = 'golang-github-containerd-containerd-dev';
@@ -79,6 +84,8 @@ export const labTreeMarkerSchema = z.object({
   toolchain: z.enum(['bookworm', 'trixie']).optional(),
   /** The oldest Go that builds it: the packaged library's go.mod `go` line. */
   goVersion: z.string().optional(),
+  /** The runc shim's main package (`setup --with-shim`); trees written before it existed have none. */
+  shimPackage: z.string().min(1).optional(),
 });
 export type LabTreeMarker = z.infer<typeof labTreeMarkerSchema>;
 
@@ -179,6 +186,8 @@ export interface BuildPlan {
   env: Record<string, string>;
   /** A directory put first on PATH (the chosen go's, for make). */
   pathPrefix?: string;
+  /** Which binary it builds. */
+  binary: BuiltBinary;
   /** Where the tool leaves the binary. */
   producedBinary: string;
   /** Where ctrdbg puts it (same as producedBinary for a direct go build). */
@@ -205,14 +214,25 @@ export interface PlanOptions {
   go?: string;
   /** That go's version (`go1.24.4`): Go 1.21+ gets GOTOOLCHAIN=local, so it never downloads another Go. */
   goVersion?: string;
+  /** containerd (the default), or the runc shim. */
+  binary?: BuiltBinary;
 }
+
+/**
+ * containerd's Makefile builds the shim with `go build ${GO_BUILD_FLAGS} … ${SHIM_GO_LDFLAGS}`: DEBUG_GO_GCFLAGS
+ * never reaches it, so `make GODEBUG=1` alone gives an optimised shim (without -s -w only). GO_BUILD_FLAGS does
+ * reach it; the quotes survive make and are removed by the recipe's shell, so `go` sees one `-gcflags=all=-N -l`.
+ */
+export const SHIM_MAKE_BUILD_FLAGS = 'GO_BUILD_FLAGS=-gcflags=all="-N -l"';
 
 export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
   const inherited = options.inheritedEnv ?? process.env;
+  const binary = options.binary ?? 'containerd';
+  const shim = binary === SHIM_BINARY;
   const env: Record<string, string> = { GOOS: 'linux', GOARCH: options.arch };
   // A cross build cannot use the host's C toolchain; a user who set CGO_ENABLED knows better than us.
   if (options.arch !== localArch() && inherited.CGO_ENABLED === undefined) env.CGO_ENABLED = '0';
-  const outputBinary = join(resolve(options.outDir), 'containerd');
+  const outputBinary = join(resolve(options.outDir), binary);
   const minor = options.goVersion ? /^go1\.(\d+)/.exec(options.goVersion)?.[1] : undefined;
   const toolchainLocal = minor !== undefined && Number(minor) >= 21 && inherited.GOTOOLCHAIN === undefined;
   let pathPrefix: string | undefined;
@@ -222,14 +242,27 @@ export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
   let producedBinary: string;
   if (tree.kind === 'checkout') {
     // GO_GCFLAGS= because the Makefile's own -gcflags=-trimpath comes after DEBUG_GO_GCFLAGS and would
-    // take -N -l away from the main package (last -gcflags wins per package).
+    // take -N -l away from the main package (last -gcflags wins per package). The shim's rule takes its
+    // -N -l from GO_BUILD_FLAGS (SHIM_MAKE_BUILD_FLAGS); it sets CGO_ENABLED itself (SHIM_CGO_ENABLED, 0).
     file = 'make';
-    args = ['GODEBUG=1', 'GO_GCFLAGS=', 'bin/containerd'];
-    producedBinary = join(tree.root, 'bin', 'containerd');
+    args = shim
+      ? ['GODEBUG=1', 'GO_GCFLAGS=', SHIM_MAKE_BUILD_FLAGS, `bin/${SHIM_BINARY}`]
+      : ['GODEBUG=1', 'GO_GCFLAGS=', 'bin/containerd'];
+    producedBinary = join(tree.root, 'bin', binary);
     if (options.go) pathPrefix = dirname(options.go);
     if (toolchainLocal) env.GOTOOLCHAIN = 'local';
   } else {
+    const pkg = shim ? tree.marker.shimPackage : tree.marker.package;
+    if (!pkg)
+      throw inputError(
+        `The lab tree ${tree.root} has no shim main package: it was written before \`--with-shim\` existed.`,
+        {
+          hint: 'Run `ctrdbg lab up` (with --cri and --name as before) once: it rewrites the tree with the shim.',
+        },
+      );
     Object.assign(env, { GO111MODULE: 'off', GOPATH: tree.marker.gopath.join(delimiter), GOFLAGS: '' });
+    // Static like containerd's own shim build (its Makefile's SHIM_CGO_ENABLED defaults to 0).
+    if (shim && inherited.CGO_ENABLED === undefined) env.CGO_ENABLED = '0';
     if (toolchainLocal) env.GOTOOLCHAIN = 'local';
     const ldflags = Object.entries(tree.marker.ldflags)
       .map(([key, value]) => `-X ${ldflagValue(key, value)}`)
@@ -243,7 +276,7 @@ export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
       ...(ldflags ? ['-ldflags', ldflags] : []),
       '-o',
       outputBinary,
-      tree.marker.package,
+      pkg,
     ];
     producedBinary = outputBinary;
   }
@@ -255,6 +288,7 @@ export function planBuild(tree: SourceTree, options: PlanOptions): BuildPlan {
   return {
     tree,
     arch: options.arch,
+    binary,
     file,
     args,
     cwd: tree.root,
@@ -284,7 +318,7 @@ export async function checkTools(
           ? 'Install make (apt-get install make).'
           : 'Install Go (apt-get install golang-go, or https://go.dev/dl) and make sure `go` is on PATH, or pass --go PATH.';
       const what = tool.startsWith('/') ? `${tool} is not an executable file` : `\`${tool}\` is not on PATH`;
-      throw environmentError(`${what}; building containerd needs it.`, { hint: install });
+      throw environmentError(`${what}; building ${plan.binary} needs it.`, { hint: install });
     }
   }
 }
@@ -374,8 +408,11 @@ export function createBuildProgress(
 
 export interface RunBuildOptions {
   logger: Logger;
-  /** Makes the progress display once the build really starts; defaults to a spinner or periodic lines. */
-  progress?: () => BuildProgress;
+  /**
+   * Makes the progress display once the build really starts (`label`: "building containerd"); defaults to a
+   * spinner or periodic lines.
+   */
+  progress?: (label: string) => BuildProgress;
   /** Hard limit for the whole build; a cold containerd build takes about a minute on two cores. */
   timeoutMs?: number;
   pathValue?: string;
@@ -393,7 +430,10 @@ export async function runBuild(plan: BuildPlan, options: RunBuildOptions): Promi
   await checkTools(plan, options.pathValue);
   await mkdir(dirname(plan.outputBinary), { recursive: true });
   options.logger.step(plan.display);
-  const progress = options.progress ? options.progress() : createBuildProgress(options.logger);
+  const label = `building ${plan.binary}`;
+  const progress = options.progress
+    ? options.progress(label)
+    : createBuildProgress(options.logger, { label });
   const started = Date.now();
   const lines: string[] = [];
   const keep = 2000;
@@ -433,7 +473,7 @@ export async function runBuild(plan: BuildPlan, options: RunBuildOptions): Promi
     }
     if (result.timedOut) {
       throw buildError(
-        `The containerd build did not finish within ${formatElapsed(timeoutMs)}: ${plan.display}`,
+        `The ${plan.binary} build did not finish within ${formatElapsed(timeoutMs)}: ${plan.display}`,
         {
           hint: 'A cold build takes a minute or two; check the machine load, or run the command by hand to see where it stalls.',
           details: { command: plan.display, output: lines.slice(-40) },
@@ -443,7 +483,7 @@ export async function runBuild(plan: BuildPlan, options: RunBuildOptions): Promi
     const errors = extractCompilerErrors(lines);
     const how = result.exitCode !== undefined ? `exit code ${result.exitCode}` : (result.signal ?? 'killed');
     throw buildError(
-      `The containerd build failed (${how}) running: ${plan.display}\n${errors.map((l) => `    ${l}`).join('\n')}`,
+      `The ${plan.binary} build failed (${how}) running: ${plan.display}\n${errors.map((l) => `    ${l}`).join('\n')}`,
       {
         hint:
           plan.tree.kind === 'checkout'
@@ -498,6 +538,8 @@ export async function installedContainerdLibraryVersion(): Promise<string> {
 export interface LabTreeSource {
   /** This repository's main package for the daemon. */
   mainGo: string;
+  /** This repository's main package for the runc shim (`--with-shim`), for the versions that have one. */
+  shimMainGo?: string;
   /** The GOPATH entry that holds containerd's library source (`<gocode>/src/github.com/containerd/…`). */
   gocode: string;
   version: string;
@@ -537,6 +579,11 @@ export async function writeLabTree(dir: string, source?: LabTreeSource): Promise
     if ((await readIfExists(path)) !== text) await writeFile(path, text);
   };
   await writeIfChanged(join(mainDir, 'main.go'), await readFile(from.mainGo, 'utf8'));
+  if (from.shimMainGo) {
+    const shimDir = join(root, 'src', LAB_SHIM_PACKAGE);
+    await mkdir(shimDir, { recursive: true });
+    await writeIfChanged(join(shimDir, 'main.go'), await readFile(from.shimMainGo, 'utf8'));
+  }
   const marker: LabTreeMarker = {
     format: 1,
     kind: 'gopath',
@@ -547,6 +594,7 @@ export async function writeLabTree(dir: string, source?: LabTreeSource): Promise
     sourceRoots: [join(root, 'src'), join(from.gocode, 'src')],
     toolchain: from.toolchain,
     ...(from.goVersion ? { goVersion: from.goVersion } : {}),
+    ...(from.shimMainGo ? { shimPackage: LAB_SHIM_PACKAGE } : {}),
   };
   await writeIfChanged(join(root, LAB_TREE_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
   return root;

@@ -184,3 +184,25 @@ export async function runContainerdVersion(binary: string): Promise<ContainerdVe
   const line = String(result.stdout).trim().split('\n')[0] ?? '';
   return { ...parseContainerdVersionLine(line), line, source: 'binary' };
 }
+
+/**
+ * A shim's `-v` (containerd-shim-runc-v2 has no --version): `NAME:\n  Version:  1.7.24~ds1\n  Revision: …\n  Go
+ * version: go1.24.4`. The line is the same facts on one line, `containerd-shim-runc-v2 1.7.24~ds1 REVISION`.
+ */
+export function parseShimVersion(output: string): ContainerdVersion | undefined {
+  const version = /^\s*Version:\s*(\S+)/m.exec(output)?.[1];
+  if (!version) return undefined;
+  const revision = /^\s*Revision:\s*(\S+)/m.exec(output)?.[1] ?? null;
+  return {
+    version,
+    revision,
+    line: ['containerd-shim-runc-v2', version, revision].filter(Boolean).join(' '),
+    source: 'binary',
+  };
+}
+
+export async function runShimVersion(binary: string): Promise<ContainerdVersion | undefined> {
+  const result = await run(binary, ['-v'], { timeout: 15_000 }).catch(() => undefined);
+  if (result?.exitCode !== 0) return undefined;
+  return parseShimVersion(String(result.stdout));
+}

@@ -30,7 +30,9 @@ import {
   writeNodeState,
 } from './nodeState.js';
 import { type NodeProbe, probeNode, remoteSha256 } from './probe.js';
+import { copyAtomically } from './remoteFiles.js';
 import { serviceControl } from './service.js';
+import { restoreShim, type ShimRestoreResult } from './shimSwap.js';
 
 export interface SwapResult {
   pidBefore: number;
@@ -82,14 +84,6 @@ export async function ensureBackup(
   state.original = { path, sha256: sha, version: probe.version, backup, savedAt: new Date().toISOString() };
   await writeNodeState(host, target, state);
   return true;
-}
-
-/** cp to a temporary name beside `to`, then rename: `to` is never half written. */
-async function copyAtomically(host: RemoteHost, from: string, to: string): Promise<void> {
-  await host.execChecked(
-    `mkdir -p ${shellQuote(dirname(to))} && cp -p ${shellQuote(from)} ${shellQuote(`${to}.ctrdbg-tmp`)} && mv -f ${shellQuote(`${to}.ctrdbg-tmp`)} ${shellQuote(to)}`,
-    { sudo: true },
-  );
 }
 
 export interface InstallOptions {
@@ -432,15 +426,22 @@ export async function repairInterruptedSwap(
 }
 
 export interface RestoreResult {
+  /** false when ctrdbg never replaced containerd (only its shim): containerd was left as it runs. */
+  containerdChanged: boolean;
   restored: boolean;
   path: string;
   sha256: string;
   pid: number;
   logLevelRemoved: boolean;
   purged: string[];
+  /** The runc shim, when `setup --with-shim` ever replaced it: its original is back, byte-identical. */
+  shim?: ShimRestoreResult;
 }
 
-/** Puts the original binary back (byte-identical, checked), undoes the log level, restarts, verifies. */
+/**
+ * Puts the original binaries back (byte-identical, checked): the runc shim when ctrdbg replaced it (no restart:
+ * running shims keep theirs), and containerd (its log level undone, restarted, verified).
+ */
 export async function restoreOriginal(
   host: RemoteHost,
   target: Target,
@@ -462,12 +463,27 @@ export async function restoreOriginal(
     }
   }
   if ((await readNodeState(host, target)).pending) await repairInterruptedSwap(host, target, log);
+  const shim = await restoreShim(host, target, log);
   const state = await readNodeState(host, target);
   const purged: string[] = [];
   if (!state.original) {
-    throw nodeError(`ctrdbg has not changed ${target.endpoint.label}: there is nothing to restore.`, {
-      hint: 'Run `ctrdbg doctor` to see what the node runs.',
-    });
+    if (!shim)
+      throw nodeError(`ctrdbg has not changed ${target.endpoint.label}: there is nothing to restore.`, {
+        hint: 'Run `ctrdbg doctor` to see what the node runs.',
+      });
+    // Only the shim was ever replaced (a setup cut short before containerd's swap began).
+    const pid = await service.mainPid();
+    const exe = pid ? (await host.exec(`readlink /proc/${pid}/exe`, { sudo: true })).stdout.trim() : '';
+    return {
+      containerdChanged: false,
+      restored: false,
+      path: exe,
+      sha256: (pid ? await remoteSha256(host, `/proc/${pid}/exe`) : undefined) ?? '',
+      pid,
+      logLevelRemoved: false,
+      purged,
+      shim,
+    };
   }
   const original = state.original;
   const backupSha = await remoteSha256(host, original.backup);
@@ -514,11 +530,13 @@ export async function restoreOriginal(
   }
   await writeNodeState(host, target, state);
   return {
+    containerdChanged: true,
     restored: onDisk !== original.sha256,
     path: original.path,
     sha256: original.sha256,
     pid,
     logLevelRemoved: level.changed,
     purged,
+    ...(shim ? { shim } : {}),
   };
 }

@@ -12,8 +12,17 @@ import { connectHost } from '../nodes/ssh/sshHost.js';
 import { shellQuote } from '../util/shell.js';
 import { waitServing } from './binarySwap.js';
 import { type NodeState, readNodeState } from './nodeState.js';
-import { fetchRunningBinary, type NodeProbe, probeNode, semverOf } from './probe.js';
+import {
+  daemonConfigPath,
+  fetchNodeFile,
+  fetchRunningBinary,
+  type NodeProbe,
+  probeNode,
+  remoteSha256,
+  semverOf,
+} from './probe.js';
 import { serviceControl } from './service.js';
+import { describeRunningShims, locateNodeShim, runningShims, type ShimLocation } from './shimLocate.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn';
 
@@ -25,6 +34,8 @@ export interface Check {
   hint?: string;
   /** For failures that come from a ctrdbg error: its class, which decides doctor's exit code. */
   errorKind?: string;
+  /** What the check found, for `--json` (the shim check: path, sha256, whose it is, debuggable, running shims). */
+  facts?: Record<string, unknown>;
 }
 
 export interface DoctorResult {
@@ -201,23 +212,7 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
         : { hint: 'Free some space: ctr images prune, or crictl rmi --prune.' }),
     });
 
-    // containerd looks for its shim on PATH; a node's own bin directory (the lab's) comes first there.
-    const beside = probe?.binary ? probe.binary.replace(/\/[^/]*$/, '') : '';
-    const tools = await host.exec(
-      `for b in containerd-shim-runc-v2 runc; do if [ -n ${shellQuote(beside)} ] && [ -x ${shellQuote(beside)}/$b ]; then echo ${shellQuote(beside)}/$b; else command -v $b || echo "missing:$b"; fi; done`,
-      { sudo: true },
-    );
-    const missing = tools.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('missing:'))
-      .map((l) => l.slice(8));
-    add({
-      id: 'shim',
-      title: 'shim and runc present',
-      status: missing.length ? 'fail' : 'ok',
-      detail: missing.length ? `missing: ${missing.join(', ')}` : tools.stdout.trim().split('\n').join(', '),
-      ...(missing.length ? { hint: 'Install runc and containerd-shim-runc-v2 on the node.' } : {}),
-    });
+    add(await shimCheck(host, target, probe, state));
 
     const cri = await criPluginCheck(host, target, probe);
     if ('why' in cri) notApplicable.push(cri);
@@ -303,6 +298,81 @@ async function delveCheck(
   };
 }
 
+/**
+ * The shim containerd starts for new pods, found as containerd finds it (shimLocate.ts); whose it is (the
+ * node's own, or ctrdbg's debug build from `setup --with-shim`) and whether it is debuggable, by the same check
+ * `build --verify` makes; how many shims run, and how many of them a binary since replaced; and runc.
+ */
+async function shimCheck(
+  host: RemoteHost,
+  target: Awaited<ReturnType<typeof resolveTarget>>,
+  probe: NodeProbe | undefined,
+  state: NodeState,
+): Promise<Check> {
+  const id = 'shim';
+  const title = 'shim and runc present';
+  if (!probe?.pid) return { id, title, status: 'fail', detail: 'containerd is not running' };
+  let location: ShimLocation;
+  try {
+    location = await locateNodeShim(host, target, probe);
+  } catch (error) {
+    return failed(id, title, error);
+  }
+  const runc = await host.exec('command -v runc', { sudo: true });
+  if (runc.code !== 0)
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: `${location.path} (${location.why}); runc: missing`,
+      hint: 'Install runc on the node.',
+    };
+  const sha = (await remoteSha256(host, location.path)) ?? '';
+  const whose =
+    sha && sha === state.shim?.installed?.sha256
+      ? `ctrdbg's debug build (setup --with-shim, ${state.shim.installed.installedAt})`
+      : sha && sha === state.shim?.original?.sha256
+        ? "the node's original"
+        : state.shim?.installed
+          ? `not the debug build ctrdbg installed (sha256 ${sha.slice(0, 12)}…)`
+          : "the node's own";
+  let debuggable = '';
+  let isDebuggable: boolean | undefined;
+  try {
+    const report = await inspectBinary(await fetchNodeFile(host, location.path, sha), {
+      expectedArch: probe.goArch,
+      delveVersion: null,
+    });
+    isDebuggable = report.debuggable;
+    debuggable = report.debuggable
+      ? 'debuggable (DWARF, -N -l)'
+      : `not debuggable (${report.problems[0] ?? 'unknown'}): \`ctrdbg setup ${target.spec} --with-shim\` to debug shims`;
+  } catch (error) {
+    debuggable = `not inspected (${(error as Error).message})`;
+  }
+  const shims = await runningShims(host, location.path);
+  const running = describeRunningShims(shims);
+  return {
+    id,
+    title,
+    status: 'ok',
+    facts: {
+      path: location.path,
+      why: location.why,
+      sha256: sha,
+      debugBuild: Boolean(sha && sha === state.shim?.installed?.sha256),
+      original: Boolean(sha && sha === state.shim?.original?.sha256),
+      debuggable: isDebuggable ?? null,
+      running: shims,
+    },
+    detail: [
+      `${location.path} (${location.why}), ${whose}, ${debuggable}; ${running}`,
+      ...location.warnings,
+      `runc ${runc.stdout.trim()}`,
+    ].join('; '),
+  };
+}
+
 function failed(id: string, title: string, error: unknown): Check {
   if (isCtrdbgError(error)) {
     return {
@@ -315,16 +385,6 @@ function failed(id: string, title: string, error: unknown): Check {
     };
   }
   return { id, title, status: 'fail', detail: String((error as Error).message ?? error) };
-}
-
-/** The config file the daemon was started with (--config/-c), else containerd's default path. */
-async function daemonConfigPath(host: RemoteHost, pid: number): Promise<string> {
-  const argv = (await host.exec(`tr '\\0' '\\n' < /proc/${pid}/cmdline`, { sudo: true })).stdout.split('\n');
-  const at = argv.findIndex((a) => a === '--config' || a === '-c');
-  const inline = argv.find((a) => a.startsWith('--config='));
-  return (
-    inline?.slice('--config='.length) ?? (at >= 0 ? argv[at + 1] : undefined) ?? '/etc/containerd/config.toml'
-  );
 }
 
 async function debugAddress(host: RemoteHost, probe: NodeProbe | undefined): Promise<string | undefined> {

@@ -46,17 +46,61 @@ export interface NodeState {
   /** The dlv setup installed; `origin` says which Delve and why ("built for linux/arm64 from …"). */
   dlv?: { path: string; version: string; sha256?: string; origin?: string };
   agent?: { path: string; sha256: string };
+  /** containerd-shim-runc-v2, when `setup --with-shim` ever replaced it (src/deploy/shimSwap.ts). */
+  shim?: ShimState;
+}
+
+/**
+ * The runc shim's own record, kept like containerd's: the original backed up once, what ctrdbg installed, a
+ * swap under way, and what is on disk now. Shims that run keep the binary they started with; `current`
+ * describes the file new pods get.
+ */
+export interface ShimState {
+  /** The file containerd runs (src/deploy/shimLocate.ts) and how it was found. */
+  path: string;
+  why: string;
+  original?: { sha256: string; version: string; backup: string; savedAt: string };
+  installed?: {
+    sha256: string;
+    version: string;
+    installedAt: string;
+    manifest?: Record<string, unknown> | null;
+  };
+  pending?: {
+    step: ShimSwapStep;
+    sha256: string;
+    startedAt: string;
+    previous: { sha256: string };
+    install: { version: string; manifest?: Record<string, unknown> | null };
+  };
+  current?: {
+    outcome: 'installed' | 'rolled-back' | 'unchanged' | 'repaired' | 'restored';
+    at: string;
+    sha256: string;
+    /** The file on disk is ctrdbg's debug build (else the node's original or another binary). */
+    debug: boolean;
+    interruptedAt?: ShimSwapStep;
+    failedAt?: ShimSwapStep;
+    message?: string;
+  };
 }
 
 /** The steps of a binary swap, in order. */
 export const SWAP_STEPS = ['upload', 'swap', 'restart', 'verify'] as const;
 export type SwapStep = (typeof SWAP_STEPS)[number];
+/** A shim swap has no restart: containerd starts the new file for the next pod. */
+export const SHIM_SWAP_STEPS = ['upload', 'swap', 'verify'] as const;
+export type ShimSwapStep = (typeof SHIM_SWAP_STEPS)[number];
 
 export const statePath = (target: Target) => `${target.node.ctrdbgDir}/state.json`;
 export const backupPath = (target: Target) => `${target.node.ctrdbgDir}/backup/containerd.orig`;
 /** The binary that was running when a setup began (when it is not the original), kept for a rollback. */
 export const previousPath = (target: Target) => `${target.node.ctrdbgDir}/backup/containerd.previous`;
 export const binDir = (target: Target) => `${target.node.ctrdbgDir}/bin`;
+export const shimBackupPath = (target: Target) =>
+  `${target.node.ctrdbgDir}/backup/containerd-shim-runc-v2.orig`;
+export const shimPreviousPath = (target: Target) =>
+  `${target.node.ctrdbgDir}/backup/containerd-shim-runc-v2.previous`;
 
 export async function readNodeState(host: RemoteHost, target: Target): Promise<NodeState> {
   const r = await host.exec(`cat ${shellQuote(statePath(target))}`, { sudo: true });

@@ -10,7 +10,7 @@ import { cacheDir } from '../config.js';
 import { nodeError } from '../errors.js';
 import type { RemoteHost } from '../nodes/remoteHost.js';
 import type { Target } from '../nodes/target.js';
-import { exists } from '../util/fsx.js';
+import { exists, sha256File } from '../util/fsx.js';
 import { shellQuote } from '../util/shell.js';
 import { serviceControl } from './service.js';
 
@@ -105,18 +105,37 @@ export async function remoteSha256(host: RemoteHost, path: string): Promise<stri
 
 /** The running image, copied once into the local cache by sha256 (inspection needs readelf, which nodes lack). */
 export async function fetchRunningBinary(host: RemoteHost, probe: NodeProbe): Promise<string> {
+  return fetchNodeFile(host, `/proc/${probe.pid}/exe`, probe.runningSha256);
+}
+
+/** A file on the node whose sha256 is known, copied once into the local cache by that sha256. */
+export async function fetchNodeFile(host: RemoteHost, remotePath: string, sha256: string): Promise<string> {
   const dir = join(cacheDir(), 'node-binaries');
-  const path = join(dir, probe.runningSha256);
+  const path = join(dir, sha256);
   if (await exists(path)) return path;
   await mkdir(dir, { recursive: true });
-  const proc = await host.spawn(`cat /proc/${probe.pid}/exe`, { sudo: true });
+  const proc = await host.spawn(`cat ${shellQuote(remotePath)}`, { sudo: true });
   proc.stream.end();
   const tmp = `${path}.part`;
   try {
     await pipeline(proc.stream, createWriteStream(tmp));
+    // Cached by its sha256: a file replaced while it was read must not be kept under the old one's name.
+    const got = await sha256File(tmp);
+    if (got !== sha256)
+      throw nodeError(`${remotePath} on the node changed while it was read (sha256 ${got}).`);
     await rename(tmp, path);
   } finally {
     await rm(tmp, { force: true });
   }
   return path;
+}
+
+/** The config file the daemon was started with (--config/-c), else containerd's default path. */
+export async function daemonConfigPath(host: RemoteHost, pid: number): Promise<string> {
+  const argv = (await host.exec(`tr '\\0' '\\n' < /proc/${pid}/cmdline`, { sudo: true })).stdout.split('\n');
+  const at = argv.findIndex((a) => a === '--config' || a === '-c');
+  const inline = argv.find((a) => a.startsWith('--config='));
+  return (
+    inline?.slice('--config='.length) ?? (at >= 0 ? argv[at + 1] : undefined) ?? '/etc/containerd/config.toml'
+  );
 }

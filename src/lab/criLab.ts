@@ -34,6 +34,7 @@ const KUBELET_PACKAGE = 'ctrdbg.lab/kubelet';
 export function criTreeSource(lane: TrixieLane): LabTreeSource {
   return {
     mainGo: join(scriptsDir, 'lab', 'containerd-cri-main', 'main.go'),
+    shimMainGo: join(scriptsDir, 'lab', 'containerd-shim-runc-v2-main', 'main.go'),
     gocode: lane.gocode,
     version: lane.containerd.version,
     revision: lane.containerd.revision,
@@ -110,7 +111,12 @@ export async function installCriNodeFiles(paths: LabPaths, lane: TrixieLane, log
     join(n.root, 'etc/containerd/certs.d'),
   ])
     await mkdir(d, { recursive: true, mode: 0o755 });
-  if (await installFile(lane.containerd.shim, n.shim)) log.step(`installing trixie's shim at ${n.shim}`);
+  // Like the node's containerd, its shim is installed once: after that it is the node's own, which
+  // `setup --with-shim` may replace (and `restore` put back); a second `lab up` must not undo that behind its back.
+  if (!(await exists(n.shim))) {
+    log.step(`installing trixie's shim at ${n.shim}`);
+    await installFile(lane.containerd.shim, n.shim);
+  }
   if (await installFile(lane.containerd.ctr, n.ctr)) log.step(`installing trixie's ctr at ${n.ctr}`);
 }
 

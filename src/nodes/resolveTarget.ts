@@ -135,6 +135,7 @@ export async function resolveLab(name: string): Promise<Target> {
       socket: paths.node.socket,
       ctrdbgDir: paths.node.ctrdbgDir,
       containerdRoot: `${paths.node.root}/var/lib/containerd`,
+      root: paths.node.root,
     },
     lab: { name, tree: paths.tree, flavor: labFlavor(state), lane: laneOf(labFlavor(state)) },
   };

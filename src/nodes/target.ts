@@ -33,6 +33,11 @@ export interface Target {
     ctrdbgDir: string;
     /** containerd's root directory (images, snapshots): where doctor checks free space. */
     containerdRoot: string;
+    /**
+     * A process lab's node directory on this machine. Its node is a directory, not a machine: ctrdbg replaces no
+     * binary outside it (the machine's /usr/bin is shared by every lab and the machine itself).
+     */
+    root?: string;
   };
   minikube?: MinikubeInfo;
   /**
