@@ -163,7 +163,7 @@ func (f *follower) follow(pid int, events *emitter, existing bool) {
 	ev.Breakpoints = createBreakpoints(d, specs)
 	ev.HeldMs = ms(time.Since(started))
 	events.control(ev)
-	go d.record(events, recordOptions{returnInfo: f.returnInfo, rearmAfter: f.rearmAfter})
+	go d.record(events, recordOptions{returnInfo: f.returnInfo, rearmAfter: f.rearmAfter, epoch: f.s.epoch})
 }
 
 // add registers a followed debuggee unless the session is leaving.

@@ -45,6 +45,8 @@ type recordOptions struct {
 	returnInfo *loadConfig
 	rearmAfter int
 	follow     *follower
+	// Hit times count from here (a followed shim's hits share containerd's clock); zero = this loop's start.
+	epoch time.Time
 }
 
 // abortGrace: on "stop", how long the outstanding continue may take to end at a natural stop before a halt.
@@ -78,6 +80,10 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 	defer close(d.done)
 
 	started := time.Now()
+	epoch := opts.epoch
+	if epoch.IsZero() {
+		epoch = started
+	}
 	events.control(RecordingEvent{
 		Event:       EventRecording,
 		State:       "started",
@@ -158,7 +164,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 		}
 		end.Stops++
 		wall := heldSince.UTC().Format(time.RFC3339Nano)
-		t := ms(heldSince.Sub(started))
+		t := ms(heldSince.Sub(epoch))
 		followed := false
 		seen := map[int]bool{}
 		// Re-armed after every thread of this stop is read: several threads can stop at one breakpoint together.

@@ -17,7 +17,8 @@ type session struct {
 	primary   *debuggee
 	debuggees map[int]*debuggee
 	follow    *follower
-	closing   bool // shutting down: no new debuggee
+	closing   bool      // shutting down: no new debuggee
+	epoch     time.Time // when the recording started: every process's hit times count from it
 }
 
 func (s *session) serve(commands <-chan Command) {
@@ -50,7 +51,8 @@ func (s *session) serve(commands <-chan Command) {
 				s.events.control(CreatedEvent{Event: EventCreated, ID: c.ID, Pid: d.pid, Breakpoints: created, Ms: ms(time.Since(started))})
 			}
 		case CmdRecord:
-			opts := recordOptions{maxHits: c.MaxHits, returnInfo: c.ReturnInfo, rearmAfter: c.RearmAfter}
+			s.epoch = time.Now()
+			opts := recordOptions{maxHits: c.MaxHits, returnInfo: c.ReturnInfo, rearmAfter: c.RearmAfter, epoch: s.epoch}
 			if c.Follow != nil {
 				s.follow = newFollower(s, c.Follow, c.ReturnInfo, c.RearmAfter)
 				opts.follow = s.follow

@@ -154,12 +154,17 @@ export function agentResolver(dbg: NodeDebugger, options: { packages?: boolean }
   };
 }
 
-/** A request's expressions and condition as Delve evaluates them fastest, and the names to map its values back. */
+/**
+ * A request's expressions and condition as Delve evaluates them fastest, and the expressions as written, in the
+ * order sent: Delve answers in that order, and names a value by its own reading of the expression (through an
+ * interface, `rio.out` comes back as `data.out`), so values are matched by position.
+ */
 function fasterRequest(
   request: BreakpointRequest,
   packages: ReadonlySet<string> | undefined,
-): { request: BreakpointRequest; original: Map<string, string> } {
-  const { sent, original } = delveExpressions(request.variables ?? [], packages);
+): { request: BreakpointRequest; original: string[] } {
+  const original = request.variables ?? [];
+  const { sent } = delveExpressions(original, packages);
   const cond = request.Cond ? delveExpression(request.Cond, packages ?? new Set()) : request.Cond;
   return {
     request: { ...request, variables: sent, Cond: packages ? cond : request.Cond },
@@ -202,7 +207,7 @@ export async function armSets(
     }
   }
   const groups = [...plan.entries()];
-  const names: Map<string, string>[] = [];
+  const names: string[][] = [];
   const specs: BreakpointSpec[] = groups.map(([key, { location, served }]) => {
     const first = served[0]!;
     const shared = sharedBreakpointRequest(
@@ -224,11 +229,18 @@ export async function armSets(
   const triggerSpecs: BreakpointSpec[] = triggerLocations.map((l, i) => ({
     key: `ctrdbg-follow-${i}`,
     addrs: l.addrs,
-    request: { name: `ctrdbgFollowShim${i || ''}`, Cond: '', continue: false, goroutine: false, stacktrace: 0 },
+    request: {
+      name: `ctrdbgFollowShim${i || ''}`,
+      Cond: '',
+      continue: false,
+      goroutine: false,
+      stacktrace: 0,
+    },
   }));
-  const created = specs.length + triggerSpecs.length
-    ? await dbg.command({ cmd: 'create', breakpoints: [...specs, ...triggerSpecs] })
-    : { breakpoints: [], ms: 0 };
+  const created =
+    specs.length + triggerSpecs.length
+      ? await dbg.command({ cmd: 'create', breakpoints: [...specs, ...triggerSpecs] })
+      : { breakpoints: [], ms: 0 };
   const triggerIds = created.breakpoints.slice(specs.length).flatMap((b) => {
     if (b.error) throw delveError(`Delve refused the shim-follow breakpoint: ${b.error}`);
     return b.ids;
@@ -273,7 +285,7 @@ export async function armSets(
       id: answer.ids[0]!,
       entries,
       redact: [...new Set(entries.flatMap((e) => e.redact))],
-      ...(names[i]?.size ? { delveNames: names[i] } : {}),
+      ...(names[i]?.length ? { variables: names[i] } : {}),
     };
     for (const id of answer.ids) locations.set(id, { ...armed, id });
     breakpoints.push(...entries);
@@ -282,7 +294,7 @@ export async function armSets(
     shimSets.length && socket
       ? shimFollow(shimSets, triggerIds, socket, resolver.packages, locations, breakpoints)
       : undefined;
-  if (shimSets.length && !socket) throw delveError('Shim sets need containerd\'s socket on the node.');
+  if (shimSets.length && !socket) throw delveError("Shim sets need containerd's socket on the node.");
   return {
     locations,
     breakpoints,
@@ -308,15 +320,18 @@ function shimFollow(
 ): FollowSpec {
   const places = new Map<
     string,
-    { point: PointSpec; served: { set: BreakpointSet; entry: BreakpointEntry; record: string[] }[] }
+    {
+      point: PointSpec;
+      served: { set: BreakpointSet; entry: BreakpointEntry; record: string[]; index: number }[];
+    }
   >();
   for (const set of shimSets)
     for (const entry of set.entries) {
       const record = entry.record.filter((expr) => !isRedacted(expr, entry.redact));
-      for (const point of entryPoints(set, entry)) {
+      for (const [index, point] of entryPoints(set, entry).entries()) {
         const place = JSON.stringify([point.function, point.at, point.lineOffset, point.callees]);
         const p = places.get(place) ?? { point: { ...point, key: place }, served: [] };
-        p.served.push({ set, entry, record });
+        p.served.push({ set, entry, record, index });
         places.set(place, p);
       }
     }
@@ -336,9 +351,10 @@ function shimFollow(
     points.push(point);
     create.push({ key: point.key, logical: id, request });
     const entries = served.map(
-      ({ set, entry, record }): ArmedBreakpoint => ({
+      ({ set, entry, record, index }): ArmedBreakpoint => ({
         id,
-        name: `${set.name}/${entry.name}${served.length > 1 || entry.candidates.length > 1 ? `@${id - SHIM_IDS_FROM}` : ''}`,
+        // As in containerd: the first candidate's name is the entry's, another candidate's gets #N.
+        name: `${set.name}/${entry.name}${index > 0 ? `#${index + 1}` : ''}`,
         set: set.name,
         entry: entry.name,
         function: point.function,
@@ -361,7 +377,7 @@ function shimFollow(
       id,
       entries,
       redact: [...new Set(entries.flatMap((e) => e.redact))],
-      ...(original.size ? { delveNames: original } : {}),
+      ...(original.length ? { variables: original } : {}),
     });
     breakpoints.push(...entries);
   }

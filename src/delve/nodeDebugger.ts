@@ -14,6 +14,7 @@
  * the loop, clears every breakpoint and detaches without killing anything. Installing the agent and dlv on the node
  * is src/deploy/nodeTools.ts.
  */
+import { appendFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { delveError, nodeError } from '../errors.js';
 import type { RemoteHost, RemoteProcess } from '../nodes/remoteHost.js';
@@ -151,6 +152,9 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
       'data',
       agentLineReader((e: AgentEvent) => {
         if (e.event !== 'hit') log.debug(`agent: ${JSON.stringify(e).slice(0, 300)}`);
+        // CTRDBG_AGENT_TRACE=FILE: every event the agent sent, hits included, one JSON line each (for debugging a set).
+        if (process.env.CTRDBG_AGENT_TRACE)
+          appendFileSync(process.env.CTRDBG_AGENT_TRACE, `${JSON.stringify(e)}\n`);
         switch (e.event) {
           case 'ready':
             clearTimeout(timer);
@@ -321,7 +325,8 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
           errors.push(
             `the shim ${f.pid} (${f.binary}) is still traced by pid ${f.target.tracerPid} after the agent's ${f.reason}`,
           );
-        if (f.reason === 'dlv-left-running') errors.push(f.message ?? `dlv for the shim ${f.pid} is still running`);
+        if (f.reason === 'dlv-left-running')
+          errors.push(f.message ?? `dlv for the shim ${f.pid} is still running`);
       }
       return {
         detached: exitLeftTargetDetached(exit),

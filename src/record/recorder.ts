@@ -41,8 +41,8 @@ export interface ArmedLocation {
   entries: ArmedBreakpoint[];
   /** The redaction paths of every served entry. */
   redact: string[];
-  /** Expressions sent to Delve in a faster form (see delveExpression) → as the set wrote them. */
-  delveNames?: Map<string, string>;
+  /** The expressions as the set wrote them, in the order Delve was given them (and answers them). */
+  variables?: string[];
 }
 
 /** A shim the agent followed (or could not). */
@@ -126,7 +126,8 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       else resolve(outcome);
     };
     const binaries = new Map<number, string>();
-    if (options.primaryPid !== undefined) binaries.set(options.primaryPid, options.primaryBinary ?? 'containerd');
+    if (options.primaryPid !== undefined)
+      binaries.set(options.primaryPid, options.primaryBinary ?? 'containerd');
     const onHitEvent = (event: HitEvent) => {
       const thread = event.thread as Thread;
       if (event.bp < 0) {
@@ -136,8 +137,12 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       const location = armed.get(event.bp);
       if (!location) return;
       const info = thread.breakPointInfo ?? {};
-      if (location.delveNames && info.variables)
-        for (const v of info.variables) v.name = location.delveNames.get(v.name) ?? v.name;
+      // Delve answers the expressions in the order given, naming each by its own reading of it.
+      const names = location.variables;
+      if (names && info.variables?.length === names.length)
+        info.variables.forEach((v, i) => {
+          v.name = names[i] ?? v.name;
+        });
       const stop: StoppedThread = {
         thread,
         breakpoint: { ...(thread.breakPoint as NonNullable<Thread['breakPoint']>), id: event.bp },

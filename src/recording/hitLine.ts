@@ -11,7 +11,8 @@ const STR = '"((?:[^"\\\\]|\\\\.)*)"';
 const NUM = '(-?[0-9][0-9.eE+-]*)';
 const HIT_PREFIX = new RegExp(
   `^\\{"type":"hit","seq":${NUM},"t":${NUM},"wall":${STR},"breakpoint":\\{"id":${NUM},"name":${STR},"set":${STR}` +
-    `[^{}]*\\},"goroutine":\\{"id":${NUM}(?:,"function":${STR})?[^{}]*\\},"thread":${NUM},"stoppedMs":${NUM},` +
+    `[^{}]*\\},"goroutine":\\{"id":${NUM}(?:,"function":${STR})?[^{}]*\\}` +
+    `(?:,"process":\\{"pid":${NUM},"binary":${STR}\\})?,"thread":${NUM},"stoppedMs":${NUM},` +
     `"location":\\{"function":${STR},"file":${STR},"line":${NUM}\\}`,
 );
 
@@ -32,14 +33,17 @@ export interface HitPrefix {
   stoppedMs: number;
   breakpoint: { id: number; name: string; set: string };
   location: { function: string; file: string; line: number };
+  /** A recording that followed shims: the hit's process. */
+  process?: { pid: number; binary: string };
 }
 
 /** Reads a canonical hit line's first bytes (decoded as latin1); undefined when the line has another shape. */
 export function parseHitPrefix(prefix: string): HitPrefix | undefined {
   const m = HIT_PREFIX.exec(prefix);
   if (!m) return undefined;
-  const [, seq, t, , bpId, bpName, bpSet, gid, , , stopped, locFn, locFile, locLine] = m;
+  const [, seq, t, , bpId, bpName, bpSet, gid, , pid, binary, , stopped, locFn, locFile, locLine] = m;
   return {
+    ...(pid !== undefined ? { process: { pid: Number(pid), binary: unescapeJsonString(binary ?? '') } } : {}),
     seq: Number(seq),
     t: Number(t),
     goroutine: Number(gid),
@@ -79,6 +83,7 @@ export function serializeHit(hit: HitRecord): string {
     wall,
     breakpoint,
     goroutine,
+    process,
     thread,
     stoppedMs,
     location,
@@ -95,6 +100,7 @@ export function serializeHit(hit: HitRecord): string {
     wall,
     breakpoint: orderedBreakpoint(breakpoint),
     goroutine: orderedGoroutine(goroutine),
+    ...(process ? { process: { pid: process.pid, binary: process.binary } } : {}),
     thread,
     stoppedMs,
     location: orderedLocation(location),

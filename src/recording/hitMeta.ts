@@ -33,6 +33,9 @@ export interface HitMeta {
   location: Uint32Array;
   breakpoints: BreakpointKey[];
   locations: LocationKey[];
+  /** The hit's process id (0: a recording of containerd alone), and each pid's binary. */
+  pid: Uint32Array;
+  binaries: Map<number, string>;
 }
 
 export class MetaBuilder {
@@ -42,6 +45,8 @@ export class MetaBuilder {
   stoppedMs: number[] = [];
   breakpoint: number[] = [];
   location: number[] = [];
+  pid: number[] = [];
+  binaries = new Map<number, string>();
   breakpoints: BreakpointKey[] = [];
   locations: LocationKey[] = [];
   private bpIndex = new Map<string, number>();
@@ -55,6 +60,7 @@ export class MetaBuilder {
     this.stoppedMs.push(0);
     this.breakpoint.push(0);
     this.location.push(0);
+    this.pid.push(0);
     return this.seq.length - 1;
   }
 
@@ -64,7 +70,15 @@ export class MetaBuilder {
 
   /** Drops slots from `length` on (a truncated last line, an end record). */
   truncate(length: number): void {
-    for (const column of [this.seq, this.t, this.goroutine, this.stoppedMs, this.breakpoint, this.location])
+    for (const column of [
+      this.seq,
+      this.t,
+      this.goroutine,
+      this.stoppedMs,
+      this.breakpoint,
+      this.location,
+      this.pid,
+    ])
       column.length = length;
   }
 
@@ -76,8 +90,11 @@ export class MetaBuilder {
     stoppedMs: number,
     bp: BreakpointKey,
     loc: LocationKey,
+    process?: { pid: number; binary: string },
   ): void {
     this.seq[i] = seq;
+    this.pid[i] = process?.pid ?? 0;
+    if (process && !this.binaries.has(process.pid)) this.binaries.set(process.pid, process.binary);
     this.t[i] = t;
     this.goroutine[i] = goroutine;
     this.stoppedMs[i] = stoppedMs;
@@ -99,12 +116,12 @@ export class MetaBuilder {
   fillFromPrefix(i: number, prefix: string): boolean {
     const p = parseHitPrefix(prefix);
     if (!p) return false;
-    this.fill(i, p.seq, p.t, p.goroutine, p.stoppedMs, p.breakpoint, p.location);
+    this.fill(i, p.seq, p.t, p.goroutine, p.stoppedMs, p.breakpoint, p.location, p.process);
     return true;
   }
 
   fillFromRecord(i: number, hit: HitRecord): void {
-    this.fill(i, hit.seq, hit.t, hit.goroutine.id, hit.stoppedMs, hit.breakpoint, hit.location);
+    this.fill(i, hit.seq, hit.t, hit.goroutine.id, hit.stoppedMs, hit.breakpoint, hit.location, hit.process);
   }
 
   private intern<T>(index: Map<string, number>, table: T[], key: string, value: T): number {
@@ -127,6 +144,8 @@ export class MetaBuilder {
       location: Uint32Array.from(this.location),
       breakpoints: this.breakpoints,
       locations: this.locations,
+      pid: Uint32Array.from(this.pid),
+      binaries: this.binaries,
     };
   }
 }
@@ -141,6 +160,7 @@ export function sliceMeta(meta: HitMeta, count: number): HitMeta {
     stoppedMs: meta.stoppedMs.subarray(0, count),
     breakpoint: meta.breakpoint.subarray(0, count),
     location: meta.location.subarray(0, count),
+    pid: meta.pid.subarray(0, count),
   };
 }
 

@@ -65,7 +65,7 @@ export class ReplayDebugSession extends DebugSession {
       // Handles belong to one stop: a new hit invalidates every frame and variable reference.
       this.frames.reset();
       this.variables.reset();
-      this.sendEvent(new StoppedEvent(reason, hit.goroutine.id));
+      this.sendEvent(new StoppedEvent(reason, this.runtime.threadOfHit(hit)));
     });
     this.runtime.on('ended', () => this.sendEvent(new TerminatedEvent()));
     this.runtime.on('output', ({ text, category }) => this.sendEvent(new OutputEvent(text, category)));

@@ -57,6 +57,9 @@ export interface ReplayFrame {
   seq: number;
 }
 
+/** Thread ids of a process's goroutines start at its slot times this (see ReplayRuntime.threadOf). */
+const THREAD_GROUP = 1_000_000_000;
+
 export interface ReplayThread {
   id: number;
   name: string;
@@ -220,28 +223,59 @@ export class ReplayRuntime extends EventEmitter<ReplayRuntimeEvents> {
     return this.session.meta();
   }
 
-  /** Goroutines seen up to and including the current hit, in order of first appearance. */
+  /**
+   * The DAP thread of hit i: its goroutine, or in a recording that followed shims, its process and goroutine
+   * (goroutine ids repeat across processes). Threads of one process form a group: ids PROCESS·10⁹ + goroutine,
+   * PROCESS counting processes in the order they first hit, names led by the process ("shim 4410 · goroutine 7").
+   */
+  threadOf(i: number): number {
+    const meta = this.meta;
+    const g = meta.goroutine[i] ?? 0;
+    const pid = meta.pid[i] ?? 0;
+    if (pid === 0) return g;
+    let slot = this.pidSlots.get(pid);
+    if (slot === undefined) {
+      slot = this.pidSlots.size + 1;
+      this.pidSlots.set(pid, slot);
+    }
+    return slot * THREAD_GROUP + g;
+  }
+
+  private pidSlots = new Map<number, number>();
+
+  /** The thread a hit stopped on (see threadOf). */
+  threadOfHit(hit: HitRecord): number {
+    return this.threadOf(this.session.indexOfSeq(hit.seq));
+  }
+
+  /** Goroutines (per process, when several) seen up to and including the current hit, in order of first appearance. */
   threads(): ReplayThread[] {
     if (!this.file) return [];
     const meta = this.meta;
     const last = Math.min(this.index, this.hitCount - 1);
     const seen = new Map<number, number>();
-    for (let i = 0; i <= last; i++) {
-      const g = meta.goroutine[i] ?? 0;
-      seen.set(g, i);
-    }
-    return [...seen.entries()].map(([id, lastIndex]) => {
-      const bp = meta.breakpoints[meta.breakpoint[lastIndex] ?? 0];
-      return { id, name: `goroutine ${id}${bp ? ` (${bp.name})` : ''}` };
-    });
+    for (let i = 0; i <= last; i++) seen.set(this.threadOf(i), i);
+    return [...seen.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([id, lastIndex]) => {
+        const bp = meta.breakpoints[meta.breakpoint[lastIndex] ?? 0];
+        const pid = meta.pid[lastIndex] ?? 0;
+        const binary = (meta.binaries.get(pid) ?? '').split('/').pop() ?? '';
+        const process = pid
+          ? `${binary.startsWith('containerd-shim') ? 'shim' : binary || 'process'} ${pid} · `
+          : '';
+        return {
+          id,
+          name: `${process}goroutine ${meta.goroutine[lastIndex] ?? 0}${bp ? ` (${bp.name})` : ''}`,
+        };
+      });
   }
 
-  /** The latest hit at or before the cursor on goroutine `id`. */
+  /** The latest hit at or before the cursor on thread `id` (see threadOf). */
   hitForGoroutine(id: number): HitRecord | undefined {
     if (!this.file) return undefined;
-    const meta = this.meta;
     for (let i = Math.min(this.index, this.hitCount - 1); i >= 0; i--) {
-      if (meta.goroutine[i] === id) return this.hitAt(i);
+      if (this.threadOf(i) === id) return this.hitAt(i);
     }
     return undefined;
   }

@@ -233,16 +233,27 @@ export interface ListColumns {
   time: number;
   breakpoint: number;
   goroutine: number;
+  /** A recording that followed shims: which process each hit is from. */
+  process?: number;
 }
 
 export function listColumns(session: Pick<RecordingFile, 'header' | 'hitCount'>): ListColumns {
   const names = session.header.breakpoints.map((b) => b.name.length);
+  const followed = session.header.breakpoints.some((b) => b.process && b.process !== 'containerd');
   return {
     seq: Math.max(1, String(session.hitCount).length),
     time: 10,
     breakpoint: Math.max(10, ...names),
     goroutine: 9,
+    ...(followed ? { process: 18 } : {}),
   };
+}
+
+/** A hit's process as a column: `containerd 812`, `shim 4410` (containerd-shim-runc-v2). */
+export function processLabel(hit: Pick<HitRecord, 'process'>): string {
+  if (!hit.process) return '';
+  const binary = hit.process.binary.split('/').pop() ?? hit.process.binary;
+  return `${binary.startsWith('containerd-shim') ? 'shim' : binary} ${hit.process.pid}`;
 }
 
 function cutTo(text: string, width: number): string {
@@ -253,6 +264,7 @@ export function listHeading(columns: ListColumns): string {
   return [
     '#'.padEnd(columns.seq),
     'time'.padEnd(columns.time),
+    ...(columns.process ? ['process'.padEnd(columns.process)] : []),
     'breakpoint'.padEnd(columns.breakpoint),
     'goroutine'.padEnd(columns.goroutine),
     'recorded',
@@ -266,6 +278,7 @@ export function listRow(hit: HitRecord, columns: ListColumns): string {
   return [
     String(hit.seq).padEnd(columns.seq),
     formatOffset(hit.t).padEnd(columns.time),
+    ...(columns.process ? [processLabel(hit).padEnd(columns.process)] : []),
     hit.breakpoint.name.padEnd(columns.breakpoint),
     `g${hit.goroutine.id}`.padEnd(columns.goroutine),
     cutTo(recorded, LIST_RECORDED_WIDTH),

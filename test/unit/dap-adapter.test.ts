@@ -12,6 +12,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 const root = resolve(import.meta.dirname, '..', '..');
 const mainJs = join(root, 'dist', 'main.js');
 const sample = join(root, 'test', 'fixtures', 'sessions', 'sample.jsonl');
+/** A CRI lab recording of the stdio and stdio-shim sets: hits from containerd and from the pod's shim. */
+const shimSample = join(root, 'test', 'fixtures', 'sessions', 'shim-stdio.jsonl');
 const REMOTE = '/usr/share/gocode/src/github.com/containerd/containerd';
 const LOCAL = '/home/dev/src/containerd';
 const substitutePath = [{ from: LOCAL, to: REMOTE }];
@@ -94,6 +96,27 @@ describe('ctrdbg dap (stdio)', () => {
   });
   afterEach(async () => {
     await withTimeout(dc.stop(), 'adapter stop').catch(() => undefined);
+  });
+
+  it('a recording that followed a shim: one thread group per process, goroutines of both never mixed', async () => {
+    const entry = await stoppedAfter(dc, () =>
+      Promise.all([dc.configurationSequence(), dc.launch({ session: shimSample, stopOnEntry: true })]),
+    );
+    const stops = [entry.body.threadId];
+    for (let i = 1; i < 7; i++) {
+      const next = await stoppedAfter(dc, () => dc.continueRequest({ threadId: stops.at(-1)! }));
+      stops.push(next.body.threadId);
+    }
+    const threads = (await dc.threadsRequest()).body.threads;
+    const names = threads.map((t) => t.name);
+    expect(names.filter((n) => n.startsWith('shim 9882 · goroutine')).length).toBe(2);
+    expect(names.filter((n) => n.startsWith('containerd 20848 · goroutine')).length).toBe(1);
+    // Every stop is on a thread the adapter lists, and the shim's goroutines are not containerd's.
+    for (const id of stops) expect(threads.map((t) => t.id)).toContain(id);
+    expect(new Set(threads.map((t) => t.id)).size).toBe(threads.length);
+    const shimThread = threads.find((t) => t.name.startsWith('shim'))!;
+    const trace = await dc.stackTraceRequest({ threadId: shimThread.id });
+    expect(trace.body.stackFrames[0]?.name).toMatch(/process\.(createIO|copyPipes)/);
   });
 
   it('launch → stopped → threads → stack → scopes → variables → stepBack → continue to terminated', async () => {

@@ -148,6 +148,7 @@ describe('built-in sets', () => {
         'sandbox-run',
         'snapshot',
         'stdio',
+        'stdio-shim',
         'tasks-create',
       ].sort(),
     );

@@ -240,6 +240,7 @@ func usage() {
 type container struct {
 	name, image, logPath, workingDir string
 	command                          string
+	detach                           bool
 	args                             list
 	labels, annotations              kv
 	pullIfAbsent                     bool
@@ -262,6 +263,7 @@ func runPod(argv []string) error {
 	fs.BoolVar(&ct.pullIfAbsent, "pull-if-absent", true, "PullImage when ImageStatus finds nothing (kubelet's IfNotPresent)")
 	keepLogs := fs.Bool("keep-logs", false, "keep the pod log directory after the pod is removed (kubelet deletes it with the pod)")
 	keepPod := fs.Bool("keep-pod", false, "leave the pod running (no StopPodSandbox/RemovePodSandbox), to look at it with ctr -n k8s.io")
+	detach := fs.Bool("detach", false, "with -keep-pod: return once the container runs, without waiting for it to exit (a long-lived -command)")
 	if err := fs.Parse(argv); err != nil {
 		return exitError{2, err.Error()}
 	}
@@ -312,6 +314,7 @@ func runPod(argv []string) error {
 	summary["podSandboxId"] = sandboxID
 	say("                 → sandbox %s", sandboxID)
 	// Like kubelet: whatever happens to the container, the sandbox is stopped and removed.
+	ct.detach = *detach && *keepPod
 	runErr := runContainer(ctx, rt, img, sandboxID, sandboxConfig, &p, &ct, summary)
 	if *keepPod && runErr == nil {
 		say("(pod kept: %s)", sandboxID)
@@ -408,6 +411,11 @@ func runContainer(
 		s, err := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id})
 		if err != nil {
 			return fmt.Errorf("ContainerStatus: %w", err)
+		}
+		if ct.detach && s.Status.State == cri.ContainerState_CONTAINER_RUNNING {
+			say("ContainerStatus  %s → running (left running)", id)
+			summary["running"] = true
+			return nil
 		}
 		if s.Status.State == cri.ContainerState_CONTAINER_EXITED {
 			exit = s.Status
