@@ -23,6 +23,7 @@ interface Value {
 }
 interface Hit {
   type: 'hit';
+  seq: number;
   breakpoint: { name: string };
   process?: { pid: number; binary: string };
   stoppedMs: number;
@@ -145,11 +146,6 @@ describe('following the shim', () => {
     expect(shims()).toContain(shimPid);
 
     // containerd (CRI): the FIFOs it made for this container, and no stdin asked for.
-    const fifoPaths = hits.find(
-      (h) =>
-        h.breakpoint.name === 'stdio/fifo-paths' &&
-        expr(h, 'config.Stdout')?.value?.includes(summary.containerId.slice(0, 8)),
-    );
     const fifos = hits.find((h) => h.breakpoint.name === 'stdio/new-fifos' && expr(h, 'stdin') !== undefined);
     expect(expr(fifos, 'stdin')?.value).toBe('false');
     // The shim: asked for no stdin (so the container gets /dev/null), stdout/stderr pipes copied to those FIFOs.
@@ -165,6 +161,11 @@ describe('following the shim', () => {
     expect(expr(createIo, 'stdio.Stdin')?.value).toBe('');
     const copy = hits.find((h) => h.breakpoint.name === 'stdio-shim/copy-pipes');
     expect(copy).toBeDefined();
+    // The FIFOs CRI made for this container: the last set made before the shim copied to them.
+    const fifoPaths = hits
+      .filter((h) => h.breakpoint.name === 'stdio/fifo-paths' && h.seq < copy!.seq)
+      .at(-1);
+    expect(fifoPaths?.process?.binary).toMatch(/\/containerd$/);
     expect(expr(copy, 'stdin')?.value).toBe('');
     expect(expr(copy, 'rio.in')?.value).toMatch(/^(0|nil|0x0)$/);
     expect(expr(copy, 'stdout')?.value).toBe(expr(fifoPaths, 'config.Stdout')?.value);
@@ -205,6 +206,8 @@ describe('following the shim', () => {
           '--detach',
           '--image',
           'ctrdbg.lab/pause:1',
+          '--command',
+          '/pause',
         ],
         { env: { ...env }, timeout: 120_000 },
       );
