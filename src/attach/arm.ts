@@ -19,6 +19,7 @@ import {
   type BreakpointSet,
   isRedacted,
   parseBreakpointSet,
+  resultRoot,
   type SetLoadConfig,
 } from '../breakpoints/sets.js';
 import type { BreakpointSpec, FollowSpec, PointSpec } from '../delve/agentProtocol.js';
@@ -74,7 +75,10 @@ interface Planned {
   served: { set: BreakpointSet; entry: BreakpointEntry; record: string[]; index: number }[];
 }
 
-/** Results are read from a return point's arguments (Delve lists them there, flagged as return arguments). */
+/**
+ * Results are read from a return point's arguments (Delve lists them there, flagged as return arguments); this is
+ * how deep when the entry does not say (loadResults).
+ */
 const RESULTS_LOAD: SetLoadConfig = {
   depth: 1,
   maxString: 256,
@@ -116,11 +120,21 @@ export function sharedBreakpointRequest(
         : [...new Set(conditions)].map((c) => `(${c})`).join(' || ')
       : '';
   const attribution = served.length > 1 ? conditions.filter((c) => c !== '') : [];
+  // Expressions over unnamed results (`~r0.Process`) are read from the loaded results: Delve cannot parse them.
   const variables = [
-    ...new Set([...served.flatMap((s) => [...s.entry.params, ...s.record]), ...attribution]),
+    ...new Set([
+      ...served.flatMap((s) => [...s.entry.params, ...s.record.filter((e) => !resultRoot(e))]),
+      ...attribution,
+    ]),
   ];
   const atReturn = location.at === 'return';
-  const args = served.map((s) => s.entry.loadArgs).reduce(widerLoad, atReturn ? RESULTS_LOAD : false);
+  // Delve loads results with the arguments' configuration: at a return, the deepest any entry asks for.
+  const args = served
+    .flatMap((s): (SetLoadConfig | false)[] => [
+      s.entry.loadArgs,
+      atReturn ? (s.entry.loadResults ?? RESULTS_LOAD) : false,
+    ])
+    .reduce(widerLoad, false);
   return {
     name,
     file: location.file,

@@ -10,7 +10,7 @@
  *
  * Every call here needs a stopped target: callers halt first and keep the window short.
  */
-import type { PointSpec, ResolvedPoint } from '../delve/agentProtocol.js';
+import { NO_CALLEE_ERROR, type PointSpec, type ResolvedPoint } from '../delve/agentProtocol.js';
 import type { Breakpoint, LoadConfig, Location } from '../delve/types.js';
 import { isCtrdbgError } from '../errors.js';
 import { editDistance } from '../util/editDistance.js';
@@ -42,6 +42,8 @@ export interface ResolvedLocation {
   /** at: after-call — the callee found, and the line of the call. */
   callee?: string;
   callLine?: number;
+  /** The line of each address, when it has several (filled in by `sets check`). */
+  lines?: number[];
 }
 
 export interface ResolvedEntry {
@@ -54,12 +56,19 @@ export interface ResolvedEntry {
   /** When nothing matched: the closest function names the binary has, best first. */
   suggestions: string[];
   /** Candidates that exist but could not be located (e.g. line offset past the function). */
-  errors: { candidate: string; message: string }[];
+  errors: ResolveError[];
   /**
    * Set when nothing matched and the binary's containerd is outside the entry's `versions`: the entry belongs
    * to another release line (e.g. `>=2.0`), which is not a failure.
    */
   notInVersion?: string;
+}
+
+export interface ResolveError {
+  candidate: string;
+  message: string;
+  /** at: after-call — the function exists but calls none of the callees (directly) in this binary. */
+  calleeNotCalled?: { function: string; callees: string[] };
 }
 
 export interface ResolvedSet {
@@ -282,6 +291,8 @@ function interpretSet(
     for (const candidate of entry.candidates) {
       const p = byKey.get(pointKey(set.name, entry.name, candidate));
       if (!p || p.missing) resolved.missing.push(candidate);
+      else if (!p.found && p.error === NO_CALLEE_ERROR && entry.after)
+        resolved.errors.push(calleeNotCalled(candidate, p.function ?? candidate, entry.after));
       else if (!p.found) resolved.errors.push({ candidate, message: p.error ?? 'not found' });
       else
         resolved.locations.push({
@@ -313,6 +324,24 @@ function interpretSet(
     complete: entries.every((e) => e.locations.length > 0 || e.notInVersion !== undefined),
     notes,
   };
+}
+
+/**
+ * "callee X is not called from F in this version": the after-call point's function exists, and makes no direct
+ * call to any of the callees. (A call through an interface or a func value has no destination to find.)
+ */
+export function calleeNotCalled(candidate: string, fn: string, callees: readonly string[]): ResolveError {
+  const names = [...new Set(callees.map(shortName))];
+  return {
+    candidate,
+    message: `callee ${names.join(' or ')} is not called from ${shortName(fn)} in this version (no direct call to it: renamed, removed, or called through an interface)`,
+    calleeNotCalled: { function: fn, callees: [...callees] },
+  };
+}
+
+/** `github.com/containerd/containerd/pkg/cri/server.(*criService).localResolve` → `server.(*criService).localResolve`. */
+export function shortName(fn: string): string {
+  return fn.slice(fn.lastIndexOf('/') + 1);
 }
 
 /**

@@ -57,6 +57,11 @@ const entrySchema = z.strictObject({
   after: z.array(functionName).min(1, 'needs at least one callee').optional(),
   /** at: return — record only the returns whose error result (the last) is not nil. */
   onlyFailures: z.boolean().default(false),
+  /**
+   * at: return — how deep the results are read (default: depth 1, strings ≤ 256 bytes). Delve reads results
+   * and parameters with one configuration, so the parameters (the receiver too) are read as deep.
+   */
+  loadResults: loadConfig.optional(),
   /** Lines into the function body (0 = entry, where only parameters are assigned). */
   lineOffset: z.number().int().min(0).max(10_000).default(0),
   /** A Delve condition expression; empty = always stop. */
@@ -119,6 +124,14 @@ export interface SetProblem {
 
 export function formatProblem(p: SetProblem): string {
   return `${p.file}:${p.line}:${p.column}: ${p.message}`;
+}
+
+/**
+ * The unnamed result an expression starts from (`~r0` in `~r0.Process.Args`), or undefined. Delve cannot parse
+ * these names; at a return ctrdbg reads such expressions from the results it loaded (loadResults).
+ */
+export function resultRoot(expr: string): string | undefined {
+  return /^\s*\(?\s*(~r\d+)/.exec(expr)?.[1];
 }
 
 /** True when `expr` is a redacted path or inside one (`r.Auth`, `r.Auth.Password`, `(r.Auth)`). */
@@ -228,6 +241,19 @@ function checkSemantics(
         keyNodeAt(entryNode, 'onlyFailures')?.range?.[0],
         `"onlyFailures" only applies to at: return (a call's error is known when it returns)`,
       );
+    if (entry.loadResults && entry.at !== 'return')
+      at(
+        keyNodeAt(entryNode, 'loadResults')?.range?.[0],
+        `"loadResults" only applies to at: return (results exist when the function returns)`,
+      );
+    entry.record.forEach((expr, j) => {
+      const result = resultRoot(expr);
+      if (result && entry.at !== 'return')
+        at(
+          nodeAt(root, ['entries', i, 'record', j])?.range?.[0],
+          `"${expr}" reads the result ${result}: results exist only at: return (at ${entry.at} they are not set yet)`,
+        );
+    });
     if (entry.at !== 'entry' && entry.lineOffset)
       at(
         keyNodeAt(entryNode, 'lineOffset')?.range?.[0],

@@ -2,14 +2,14 @@
 
 import { agentResolver } from '../attach/arm.js';
 import { type AttachOptions, type AttachResult, runAttach } from '../attach/run.js';
-import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
+import { checkSets, type ResolvedLocation, type SetsCheck, shortName } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
 import { startNodeDebugger } from '../delve/nodeDebugger.js';
 import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
 import { openNode } from '../deploy/openNode.js';
 import { ExitCode } from '../errors.js';
 import type { TargetOptions } from '../nodes/resolveTarget.js';
-import type { HitRecord, RecordedValue } from '../recording/format.js';
+import type { HitRecord } from '../recording/format.js';
 import { baseName, expressionsLine, shortFunction } from '../replay/render.js';
 import { createLogger, formatTable, mark, style } from '../util/output.js';
 import type { CommandOutput } from './output.js';
@@ -74,6 +74,14 @@ export async function attachCommand(
   return { data: result, text, exitCode };
 }
 
+/** Where a return or after-call point landed, after its file:line. */
+export function pointText(l: ResolvedLocation): string {
+  if (l.at === 'return') return `  at return (${l.pcs} return${l.pcs === 1 ? '' : 's'}; the first shown)`;
+  if (l.at !== 'after-call') return '';
+  const others = [...new Set(l.lines ?? [])].filter((n) => n !== l.line && n > 0);
+  return `  after ${shortName(l.callee ?? '?')} (called at line ${l.callLine ?? '?'})${others.length ? `; also line ${others.join(', ')} (the other way of a branch on the call's line)` : ''}`;
+}
+
 export async function setsCheckCommand(
   spec: string | undefined,
   options: TargetOptions & { set?: string[]; setsDir?: string; json?: boolean },
@@ -98,10 +106,18 @@ export async function setsCheckCommand(
     let check: SetsCheck;
     try {
       // Points are looked up by the agent next to dlv; the nearest names for misses through ctrdbg's own client.
+      const client = await dbg.client();
       check = await checkSets(agentResolver(dbg), sets, {
         containerdVersion: probe.version,
-        suggest: await dbg.client(),
+        suggest: client,
       });
+      // An after-call point can have more than one place (both ways of an `if` on the call's line): their lines.
+      for (const l of check.sets.flatMap((s) => s.entries.flatMap((e) => e.locations))) {
+        if (l.at !== 'after-call' || l.addrs.length < 2) continue;
+        l.lines = [];
+        for (const addr of l.addrs)
+          l.lines.push((await client.findLocation(`*0x${addr.toString(16)}`))[0]?.line ?? 0);
+      }
     } finally {
       const stopped = await dbg.stop();
       if (!stopped.detached) log.warn(`detach: ${stopped.errors.join('; ')}`);
@@ -117,7 +133,7 @@ export async function setsCheckCommand(
             `  ${style.dim('–')} ${e.entry}`,
             style.dim(`not in this version (containerd ${e.notInVersion} only)`),
           ]);
-        } else if (e.locations.length === 0) {
+        } else if (e.locations.length === 0 && e.errors.length === 0) {
           rows.push([
             `  ${mark.bad()} ${e.entry}`,
             `not found${e.suggestions.length ? `; nearest: ${e.suggestions.slice(0, 3).join(', ')}` : ''}`,
@@ -126,7 +142,7 @@ export async function setsCheckCommand(
         for (const l of e.locations) {
           rows.push([
             `  ${mark.ok()} ${e.entry}`,
-            `${l.function}  ${l.file}:${l.line}${l.optimized ? style.yellow('  (optimised)') : ''}`,
+            `${l.function}  ${l.file}:${l.line}${pointText(l)}${l.optimized ? style.yellow('  (optimised)') : ''}`,
           ]);
         }
         for (const err of e.errors)

@@ -68,11 +68,18 @@ export async function showSet(
     lines.push(`${style.cyan(entry.name)}${entry.description ? `  ${style.dim(entry.description)}` : ''}`);
     lines.push('  candidates (every one found in the binary is armed):');
     for (const c of entry.candidates) lines.push(`    ${c}`);
+    if (entry.at === 'return')
+      lines.push(`  at: return${entry.onlyFailures ? ' — only the returns with a non-nil error' : ''}`);
+    if (entry.at === 'after-call') {
+      lines.push('  at: after-call — where the function goes on after its first call to:');
+      for (const c of entry.after ?? []) lines.push(`    ${c}`);
+    }
     if (entry.lineOffset) lines.push(`  lineOffset: ${entry.lineOffset}`);
     if (entry.condition) lines.push(`  condition: ${entry.condition}`);
+    if (entry.params.length) lines.push(`  params: ${entry.params.join(', ')}`);
     if (entry.record.length) lines.push(`  record: ${entry.record.join(', ')}`);
     lines.push(
-      `  loadArgs: ${describeLoad(entry.loadArgs)}   loadLocals: ${describeLoad(entry.loadLocals)}   stack: ${entry.stack}`,
+      `  loadArgs: ${describeLoad(entry.loadArgs)}   loadLocals: ${describeLoad(entry.loadLocals)}${entry.at === 'return' ? `   loadResults: ${describeLoad(entry.loadResults ?? false, 'depth 1, strings ≤256 B, ≤16 elements')}` : ''}   stack: ${entry.stack}`,
     );
     if (entry.redact.length) lines.push(`  redact: ${entry.redact.join(', ')}`);
     if (entry.versions)
@@ -82,8 +89,8 @@ export async function showSet(
   return { data: { set }, text: lines.join('\n').trimEnd() };
 }
 
-function describeLoad(config: BreakpointSet['entries'][number]['loadArgs']): string {
-  if (config === false) return 'no';
+function describeLoad(config: BreakpointSet['entries'][number]['loadArgs'], none = 'no'): string {
+  if (config === false) return none;
   return `depth ${config.depth}, strings ≤${config.maxString} B, ≤${config.maxArray} elements`;
 }
 

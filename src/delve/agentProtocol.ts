@@ -71,6 +71,12 @@ export interface PointSpec {
   callees?: string[];
 }
 
+/**
+ * The error of an after-call point whose function makes no direct call to any of its callees (node-agent/arm.go,
+ * errNoCallee): the function is there, the call is not — in this version, or through an interface or func value.
+ */
+export const NO_CALLEE_ERROR = 'callee not called';
+
 export interface ResolvedPoint {
   key: string;
   found: boolean;

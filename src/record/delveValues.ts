@@ -157,6 +157,56 @@ export function convertArguments(vars: readonly Variable[] | null | undefined): 
   return (vars ?? []).filter((v) => !isReturnArgument(v)).map((v) => convertVariable(v));
 }
 
+/**
+ * The value at `path` (`.Field`, `[index]`, `["key"]` steps) under a loaded variable, stepping through pointers
+ * and interfaces as Go's selectors do; a string saying why when the path is not there (or was not loaded that
+ * deep). Used for expressions over results, which Delve cannot evaluate itself (`~r0.Process.Args`).
+ */
+export function selectPath(root: Variable, path: string): Variable | string {
+  const steps = [...path.matchAll(/\.([A-Za-z_]\w*)|\[(\d+)\]|\["([^"]*)"\]|(\S)/g)];
+  let v = root;
+  for (const [step, field, index, key, junk] of steps) {
+    if (junk !== undefined)
+      return `cannot read "${path}" from ${root.name}: expected .Field, [index] or ["key"]`;
+    v = through(v);
+    if (v.unreadable) return v.unreadable;
+    if (v.kind === ReflectKind.Ptr || v.kind === ReflectKind.Interface) {
+      const before = `${root.name}${path.slice(0, path.indexOf(step))}`;
+      const nil = v.kind === ReflectKind.Interface || v.value === '0' || v.children?.[0]?.addr === 0;
+      return nil ? `${before} is nil` : `${before} was not loaded that deep (raise loadResults: {depth: …})`;
+    }
+    const children = v.children ?? [];
+    let next: Variable | undefined;
+    if (field !== undefined && v.kind === ReflectKind.Struct) next = children.find((c) => c.name === field);
+    else if (index !== undefined && (v.kind === ReflectKind.Slice || v.kind === ReflectKind.Array))
+      next = children[Number(index)];
+    else if (key !== undefined && v.kind === ReflectKind.Map)
+      for (let i = 0; i + 1 < children.length; i += 2)
+        if (children[i]?.kind === ReflectKind.String && stringValue(children[i]!).value === key)
+          next = children[i + 1];
+    if (!next) {
+      const loaded = children.length > 0 || v.len === 0;
+      return loaded
+        ? `${root.name}${path.slice(0, path.indexOf(step) + step.length)}: no such ${field !== undefined ? 'field' : index !== undefined ? 'element' : 'key'} in ${v.type}`
+        : `${root.name}${path.slice(0, path.indexOf(step))} was not loaded that deep (raise loadResults: {depth: …})`;
+    }
+    v = next;
+  }
+  return v;
+}
+
+/** A pointer's pointee and an interface's value, the way Go's selectors see through them. */
+function through(v: Variable): Variable {
+  let at = v;
+  while ((at.kind === ReflectKind.Ptr || at.kind === ReflectKind.Interface) && at.children?.[0]) {
+    const inner = at.children[0];
+    // A nil pointer's or interface's child has address 0; one Delve did not follow is only an address.
+    if (inner.addr === 0 || inner.onlyAddr) break;
+    at = inner;
+  }
+  return at;
+}
+
 /** A short one-line rendering, used for map keys. */
 export function summarize(v: Variable): string {
   if (v.unreadable) return `<unreadable: ${v.unreadable}>`;

@@ -13,7 +13,13 @@ import type { Thread, Variable } from '../delve/types.js';
 import { nodeError } from '../errors.js';
 import type { HitRecord, RecordedBreakpoint, RecordedExpression } from '../recording/format.js';
 import type { RecordingWriter } from '../recording/writer.js';
-import { convertStack, convertVariable, convertVariables, type StoppedThread } from './delveValues.js';
+import {
+  convertStack,
+  convertVariable,
+  convertVariables,
+  type StoppedThread,
+  selectPath,
+} from './delveValues.js';
 import { type RedactionRules, redactExpressions, redactValues } from './redact.js';
 
 /** One set entry armed at a place: what it records there. */
@@ -252,6 +258,16 @@ function returnedError(args: readonly Variable[] | undefined): boolean {
   return last !== undefined && convertVariable(last).value !== 'nil';
 }
 
+/** The result an expression starts from (`~r0.Process` → ~r0 and `.Process`), among a return's results. */
+function resultFor(
+  expr: string,
+  results: readonly Variable[],
+): { variable: Variable; path: string } | undefined {
+  const m = /^\s*(~r\d+|[A-Za-z_]\w*)(.*)$/.exec(expr);
+  const variable = m ? results.find((r) => r.name === m[1]) : undefined;
+  return variable && m ? { variable, path: m[2]!.trim() } : undefined;
+}
+
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
@@ -279,16 +295,25 @@ export function toHit(
   const rules: RedactionRules = { paths: [...new Set([...bp.redact, ...sharedRedact])], fieldNames };
   const info = stop.info;
   const byName = new Map((info.variables ?? []).map((v) => [v.name, v]));
+  // Results exist only at a return; at an entry Delve still lists them among the arguments, unset.
+  const atReturn = bp.at === 'return';
+  const delveArgs = info.arguments ?? [];
+  const results = atReturn ? delveArgs.filter((a) => (a.flags & RETURN_ARGUMENT) !== 0) : [];
   const expressions: RecordedExpression[] = bp.expressions.map((expr) => {
+    // An expression over a result (`~r0.Process.Args`, `retErr`) is read from the results as loaded
+    // (loadResults): Delve cannot parse `~r0`, and its own evaluation stops at 64-byte strings.
+    const result = atReturn ? resultFor(expr, results) : undefined;
+    if (result) {
+      const v = selectPath(result.variable, result.path);
+      if (typeof v === 'string') return { expr, error: v };
+      if (v.unreadable) return { expr, error: v.unreadable };
+      return { expr, value: convertVariable(v, { name: expr }) };
+    }
     const v = byName.get(expr);
     if (!v) return { expr, error: 'not evaluated at this stop' };
     if (v.unreadable) return { expr, error: v.unreadable };
     return { expr, value: convertVariable(v, { name: expr }) };
   });
-  // Results exist only at a return; at an entry Delve still lists them among the arguments, unset.
-  const atReturn = bp.at === 'return';
-  const delveArgs = info.arguments ?? [];
-  const results = atReturn ? delveArgs.filter((a) => (a.flags & RETURN_ARGUMENT) !== 0) : [];
   const params = [
     ...bp.params.flatMap((name) => {
       const v = byName.get(name);

@@ -201,10 +201,16 @@ export class ReplayDebugSession extends DebugSession {
         );
         continue;
       }
-      if (section.id === 'receiver' && section.entries.length === 0) continue;
+      if ((section.id === 'receiver' || section.id === 'results') && section.entries.length === 0) continue;
       const values = section.entries.flatMap((e) => (e.value ? [e.value] : []));
       const name =
-        section.id === 'parameters' ? 'Parameters' : section.id === 'receiver' ? 'Receiver' : 'Locals';
+        section.id === 'parameters'
+          ? 'Parameters'
+          : section.id === 'receiver'
+            ? 'Receiver'
+            : section.id === 'results'
+              ? 'Results'
+              : 'Locals';
       scopes.push(new Scope(name, this.variables.create({ values }), section.id === 'receiver'));
     }
     response.body = { scopes };

@@ -94,9 +94,10 @@ export function isAddressOnly(before: string, after: string): boolean {
   return before !== after && before.replace(ADDRESS, '0x') === after.replace(ADDRESS, '0x');
 }
 
-const SECTION_ORDER: SectionId[] = ['expressions', 'parameters', 'receiver', 'locals'];
+const SECTION_ORDER: SectionId[] = ['expressions', 'results', 'parameters', 'receiver', 'locals'];
 const SECTION_TITLE: Record<SectionId, string> = {
   expressions: 'recorded expressions',
+  results: 'results',
   parameters: 'parameters',
   receiver: 'receiver',
   locals: 'locals',

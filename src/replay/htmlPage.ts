@@ -532,10 +532,10 @@ function tree(label, v) {
   });
   return d;
 }
-var SECTION_TITLES = { expressions: 'Recorded expressions', parameters: 'Parameters', receiver: 'Receiver', locals: 'Locals' };
+var SECTION_TITLES = { expressions: 'Recorded expressions', results: 'Results', parameters: 'Parameters', receiver: 'Receiver', locals: 'Locals' };
 function renderHit(box, h) {
   hitSections(h, []).forEach(function (section) {
-    if (section.id === 'receiver' && !section.entries.length) return;
+    if ((section.id === 'receiver' || section.id === 'results') && !section.entries.length) return;
     var t = el('div', { class: 'tree', 'data-section': section.id });
     if (!section.entries.length) t.appendChild(el('div', { class: 'hint' }, '(none)'));
     section.entries.forEach(function (entry) {

@@ -232,7 +232,7 @@ export function treeLines(value: RecordedValue): number {
   return n;
 }
 
-export type SectionId = 'expressions' | 'parameters' | 'receiver' | 'locals';
+export type SectionId = 'expressions' | 'results' | 'parameters' | 'receiver' | 'locals';
 
 export interface SectionEntry {
   label: string;
@@ -272,6 +272,12 @@ export function hitSections(hit: HitRecord, expand: readonly string[]): HitSecti
         else entry.error = e.error ?? 'no value';
         return entry;
       }),
+    },
+    {
+      // Only at a return point (the recorder never records results anywhere else): empty otherwise.
+      id: 'results',
+      title: 'results',
+      entries: (hit.results ?? []).map((r) => ({ label: r.name, value: r, collapsed: false })),
     },
     {
       id: 'parameters',

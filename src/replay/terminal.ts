@@ -400,7 +400,7 @@ export function hitLines(
     ]),
   );
   for (const section of hitSections(hit, options.expand ?? [])) {
-    if (section.id === 'receiver' && section.entries.length === 0) continue;
+    if ((section.id === 'receiver' || section.id === 'results') && section.entries.length === 0) continue;
     lines.push('', style.bold(section.title));
     if (section.entries.length === 0) lines.push('  (none)');
     for (const entry of section.entries) {

@@ -7,6 +7,7 @@ import {
   isReturnArgument,
   kindName,
   type StoppedThread,
+  selectPath,
   stoppedThreads,
 } from '../../src/record/delveValues.js';
 import { type ArmedBreakpoint, toHit } from '../../src/record/recorder.js';
@@ -350,5 +351,116 @@ describe('toHit', () => {
     const atReturn = toHit(stop, { ...bp, at: 'return' }, 1, 5, '2025-01-01T00:00:00.000Z', true).record;
     expect(atReturn.args.map((a) => a.name)).toEqual(['req']);
     expect(atReturn.results?.map((a) => a.name)).toEqual(['~r0', '~r1']);
+  });
+});
+
+describe('expressions over results (read by ctrdbg from the loaded results)', () => {
+  // ~r0 *specs.Spec as Delve loads it at a return: the pointer, the struct, Process through its pointer.
+  const spec = v({
+    name: '~r0',
+    type: '*specs-go.Spec',
+    kind: 22,
+    flags: 16,
+    value: '824643233760',
+    children: [
+      v({
+        type: 'specs-go.Spec',
+        kind: 25,
+        len: 3,
+        children: [
+          str('Version', '1.2.0'),
+          v({
+            name: 'Process',
+            type: '*specs-go.Process',
+            kind: 22,
+            value: '824638862592',
+            children: [
+              v({
+                type: 'specs-go.Process',
+                kind: 25,
+                len: 1,
+                children: [
+                  v({
+                    name: 'Args',
+                    type: '[]string',
+                    kind: 23,
+                    len: 2,
+                    cap: 2,
+                    base: 9,
+                    children: [str('', '/hello'), str('', 'pod shop/web says hi')],
+                  }),
+                ],
+              }),
+            ],
+          }),
+          v({
+            name: 'Linux',
+            type: '*specs-go.Linux',
+            kind: 22,
+            value: '0',
+            children: [v({ kind: 25, addr: 0 })],
+          }),
+        ],
+      }),
+    ],
+  });
+
+  it('selects fields and elements through pointers, and says why when a path is not there', () => {
+    expect(selectPath(spec, '.Process.Args[1]')).toMatchObject({ value: 'pod shop/web says hi' });
+    expect(selectPath(spec, '')).toBe(spec);
+    expect(selectPath(spec, '.Linux.Namespaces')).toBe('~r0.Linux is nil');
+    expect(selectPath(spec, '.Nope')).toMatch(/no such field in specs-go\.Spec/);
+    const shallow = v({ ...spec, children: [v({ type: 'specs-go.Spec', kind: 25, len: 3, children: [] })] });
+    expect(selectPath(shallow, '.Process')).toMatch(/was not loaded that deep \(raise loadResults/);
+  });
+
+  it('toHit reads ~r0 paths and named results from the results at a return, never at an entry', () => {
+    const thread = { id: 7, pc: 1, file: 'container_create_linux.go', line: 344, goroutineID: 44 } as Thread;
+    const stop: StoppedThread = {
+      thread,
+      breakpoint: { id: 1 } as Breakpoint,
+      goroutine: undefined,
+      info: {
+        arguments: [str('id', 'c1'), spec, v({ name: 'retErr', type: 'error', kind: 20, flags: 16 })],
+        // Delve's own evaluation of `retErr` (the breakpoint asked for it); the results win at a return.
+        variables: [str('id', 'c1'), v({ name: 'retErr', type: 'error', kind: 20, unreadable: 'stale' })],
+        locals: [],
+      },
+    };
+    const bp: ArmedBreakpoint = {
+      id: 1,
+      name: 'r/spec',
+      set: 'r',
+      entry: 'spec',
+      function: 'server.(*criService).containerSpec',
+      file: 'container_create_linux.go',
+      line: 344,
+      optimized: false,
+      expressions: ['~r0.Process.Args', 'id', 'retErr', '~r0.Mounts'],
+      at: 'return',
+      redact: [],
+      params: [],
+      loadArgs: false,
+      loadLocals: false,
+      stack: 0,
+      onlyFailures: false,
+    };
+    const { record } = toHit(stop, bp, 1, 5, '2025-01-01T00:00:00.000Z', true);
+    const byExpr = Object.fromEntries(record.expressions.map((e) => [e.expr, e]));
+    expect(byExpr['~r0.Process.Args']?.value?.children?.map((c) => c.value)).toEqual([
+      '/hello',
+      'pod shop/web says hi',
+    ]);
+    expect(byExpr.id?.value?.value).toBe('c1');
+    expect(byExpr.retErr?.value).toMatchObject({ name: 'retErr', value: 'nil' });
+    expect(byExpr['~r0.Mounts']?.error).toMatch(/no such field/);
+    expect(record.results?.map((r) => r.name)).toEqual(['~r0', 'retErr']);
+    expect(record.args).toEqual([]);
+    // The same stop read as an entry: no results, and ~r0 is not read from anything.
+    const atEntry = toHit(stop, { ...bp, at: undefined }, 1, 5, '2025-01-01T00:00:00.000Z', true).record;
+    expect(atEntry.results).toBeUndefined();
+    expect(atEntry.expressions.find((e) => e.expr === '~r0.Process.Args')?.error).toBe(
+      'not evaluated at this stop',
+    );
   });
 });

@@ -88,6 +88,7 @@ describe('a hit in reading order', () => {
     const sections = hitSections(hit, []);
     expect(sections.map((s) => [s.id, s.entries.map((e) => `${e.label}${e.collapsed ? '*' : ''}`)])).toEqual([
       ['expressions', ['r.ContainerID', 'bad']],
+      ['results', []],
       ['parameters', ['r', 'ctx*']],
       ['receiver', ['l*']],
       ['locals', ['checkpointPath']],
@@ -96,6 +97,21 @@ describe('a hit in reading order', () => {
     const expanded = hitSections(hit, ['receiver', 'ctx']);
     expect(expanded.flatMap((s) => s.entries.filter((e) => e.collapsed))).toEqual([]);
     expect(hitSections(hit, ['all']).flatMap((s) => s.entries.filter((e) => e.collapsed))).toEqual([]);
+  });
+
+  it("a return point's results come right after the expressions, and only from the hit's results", () => {
+    const atReturn = {
+      ...hit,
+      at: 'return',
+      results: [
+        { name: '~r0', type: '*v1.CreateTaskResponse', kind: 'ptr', value: '0xc2' },
+        { name: 'retErr', type: 'error', kind: 'interface', value: 'nil' },
+      ],
+    } as unknown as HitRecord;
+    const sections = hitSections(atReturn, []);
+    expect(sections.map((s) => s.id)).toEqual(['expressions', 'results', 'parameters', 'receiver', 'locals']);
+    expect(sections[1]?.entries.map((e) => e.label)).toEqual(['~r0', 'retErr']);
+    expect(sections[2]?.entries.map((e) => e.label)).not.toContain('~r0');
   });
 });
 

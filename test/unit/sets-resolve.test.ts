@@ -10,6 +10,8 @@ import {
   splitFunctionName,
 } from '../../src/breakpoints/resolve.js';
 import { parseBreakpointSet } from '../../src/breakpoints/sets.js';
+import { pointText } from '../../src/commands/attach.js';
+import { NO_CALLEE_ERROR, type PointSpec, type ResolvedPoint } from '../../src/delve/agentProtocol.js';
 import type { Location } from '../../src/delve/types.js';
 import { editDistance } from '../../src/util/editDistance.js';
 
@@ -204,6 +206,124 @@ entries:
   });
 });
 
+/**
+ * A stand-in for the agent's resolver (node-agent/arm.go): the points it is asked for, answered from a table of
+ * what the binary has — which functions exist, where they return, and which callees each one calls.
+ */
+function fakeAgentResolver(binary: {
+  functions: string[];
+  calls?: Record<string, { callee: string; callLine: number; lines: number[] }[]>;
+}) {
+  const asked: PointSpec[] = [];
+  return {
+    asked,
+    async resolvePoints(points: PointSpec[]): Promise<ResolvedPoint[]> {
+      asked.push(...points);
+      return points.map((p) => {
+        if (!binary.functions.includes(p.function)) return { key: p.key, found: false, missing: true };
+        const file = `/src/${splitFunctionName(p.function).pkg}/file.go`;
+        if (p.at === 'return')
+          return { key: p.key, found: true, function: p.function, file, line: 57, addrs: [10, 20, 30] };
+        if (p.at === 'after-call') {
+          const call = (binary.calls?.[p.function] ?? []).find((c) => p.callees?.includes(c.callee));
+          if (!call) return { key: p.key, found: false, function: p.function, error: NO_CALLEE_ERROR };
+          return {
+            key: p.key,
+            found: true,
+            function: p.function,
+            file,
+            line: Math.max(...call.lines),
+            addrs: call.lines.map((l) => l * 16),
+            callee: call.callee,
+            callLine: call.callLine,
+          };
+        }
+        return { key: p.key, found: true, function: p.function, file, line: 51, addrs: [1] };
+      });
+    },
+  };
+}
+
+describe('points inside a function and at its returns', () => {
+  const CC = `${P1}/pkg/cri/server.(*criService).CreateContainer`;
+  const SB = `${P1}/pkg/cri/sbserver.(*criService).CreateContainer`;
+  const walk = parseBreakpointSet(`schema: ctrdbg.breakpoint-set/v1
+name: walk
+entries:
+  - name: image
+    candidates: [${CC}, ${SB}]
+    at: after-call
+    after:
+      - ${P1}/pkg/cri/server.(*criService).localResolve
+      - ${P1}/pkg/cri/sbserver.(*criService).localResolve
+    record: [image.ID]
+  - name: container
+    candidates: [${CC}]
+    at: after-call
+    after: [${P1}.(*Client).NewContainer]
+  - name: error
+    candidates: [${CC}]
+    at: return
+    onlyFailures: true
+`);
+
+  it('asks the agent for each kind of point with its callees, and keeps where each landed', async () => {
+    const agent = fakeAgentResolver({
+      functions: [CC, SB],
+      calls: {
+        [CC]: [
+          { callee: `${P1}/pkg/cri/server.(*criService).localResolve`, callLine: 97, lines: [98] },
+          { callee: `${P1}.(*Client).NewContainer`, callLine: 263, lines: [264, 266] },
+        ],
+        [SB]: [{ callee: `${P1}/pkg/cri/sbserver.(*criService).localResolve`, callLine: 107, lines: [108] }],
+      },
+    });
+    const resolved = await resolveSet(agent, walk);
+    expect(agent.asked.find((p) => p.function === SB && p.at === 'after-call')?.callees).toHaveLength(2);
+    expect(resolved.complete).toBe(true);
+    const [image, container, error] = resolved.entries;
+    expect(image?.locations.map((l) => [l.line, l.callLine, l.callee?.split('.').pop()])).toEqual([
+      [98, 97, 'localResolve'],
+      [108, 107, 'localResolve'],
+    ]);
+    expect(container?.locations[0]).toMatchObject({ at: 'after-call', line: 266, callLine: 263, pcs: 2 });
+    expect(error?.locations[0]).toMatchObject({ at: 'return', line: 57, pcs: 3, addrs: [10, 20, 30] });
+    expect(pointText(error!.locations[0]!)).toBe('  at return (3 returns; the first shown)');
+    expect(pointText({ ...container!.locations[0]!, lines: [264, 266] })).toBe(
+      "  after containerd.(*Client).NewContainer (called at line 263); also line 264 (the other way of a branch on the call's line)",
+    );
+  });
+
+  it('says "callee X is not called from F in this version" when the function is there and the call is not', async () => {
+    const agent = fakeAgentResolver({
+      functions: [CC, SB],
+      calls: {
+        [CC]: [{ callee: `${P1}/pkg/cri/server.(*criService).localResolve`, callLine: 97, lines: [98] }],
+      },
+    });
+    const resolved = await resolveSet(agent, walk);
+    expect(resolved.complete).toBe(false);
+    const [image, container] = resolved.entries;
+    // sbserver's CreateContainer exists but (in this fake binary) calls no localResolve.
+    expect(image?.locations).toHaveLength(1);
+    expect(image?.errors).toEqual([
+      {
+        candidate: SB,
+        message: expect.stringMatching(
+          /^callee server\.\(\*criService\)\.localResolve or sbserver\.\(\*criService\)\.localResolve is not called from sbserver\.\(\*criService\)\.CreateContainer in this version/,
+        ),
+        calleeNotCalled: { function: SB, callees: walk.entries[0]!.after },
+      },
+    ]);
+    expect(container?.errors[0]?.message).toMatch(
+      /^callee containerd\.\(\*Client\)\.NewContainer is not called from server\.\(\*criService\)\.CreateContainer in this version/,
+    );
+    // A missing function is a miss as before, not a missing call.
+    const only = await resolveSet(fakeAgentResolver({ functions: [] }), walk, { suggest: false });
+    expect(only.entries[0]).toMatchObject({ missing: [CC, SB], errors: [] });
+  });
+});
+
 describe('breakpoint requests (lean by default)', () => {
   it('names are letters and digits only, unique per index', () => {
     expect(breakpointName('cri-create', 'create-container', 0)).toBe('ctrdbgCriCreateCreateContainer');
@@ -245,5 +365,49 @@ describe('breakpoint requests (lean by default)', () => {
         MaxStructFields: -1,
       },
     });
+  });
+
+  it('at a return: results loaded (loadResults, else depth 1), traceReturn, and ~r expressions left to ctrdbg', () => {
+    const ret = parseBreakpointSet(`schema: ctrdbg.breakpoint-set/v1
+name: r
+entries:
+  - name: spec
+    candidates: [a/b.(*T).containerSpec]
+    at: return
+    record: [~r0.Process.Args, id, retErr]
+    params: [config]
+  - name: deep
+    candidates: [a/b.(*T).containerSpec]
+    at: return
+    loadResults: {depth: 2, maxString: 256, maxArray: 16}
+`);
+    const [spec, deep] = ret.entries;
+    const lean = sharedBreakpointRequest(
+      [{ entry: spec!, record: spec!.record }],
+      { file: '/f.go', line: 1, at: 'return' },
+      'n',
+    );
+    expect(lean).toMatchObject({
+      traceReturn: true,
+      variables: ['config', 'id', 'retErr'],
+      LoadArgs: { MaxVariableRecurse: 1, MaxStringLen: 256, MaxArrayValues: 16 },
+    });
+    const both = sharedBreakpointRequest(
+      [
+        { entry: spec!, record: spec!.record },
+        { entry: deep!, record: [] },
+      ],
+      { file: '/f.go', line: 1, at: 'return' },
+      'n',
+    );
+    expect(both.LoadArgs).toMatchObject({ MaxVariableRecurse: 2, MaxStringLen: 256 });
+    // Not at a return: no results are asked for (and none loaded when the entry loads no arguments).
+    const entryPoint = sharedBreakpointRequest(
+      [{ entry: { ...spec!, at: 'entry' }, record: ['id'] }],
+      { file: '/f.go', line: 1 },
+      'n',
+    );
+    expect(entryPoint.LoadArgs).toBeNull();
+    expect(entryPoint).not.toHaveProperty('traceReturn');
   });
 });

@@ -126,6 +126,73 @@ entries:
     expect(problems(text)[0]!.message).toMatch(/duplicate entry name/);
   });
 
+  describe('at, after, onlyFailures, params, loadResults', () => {
+    const entry = (fields: string) => `schema: ctrdbg.breakpoint-set/v1
+name: demo
+entries:
+  - name: e
+    candidates: [github.com/x/y.(*T).M]
+${fields}`;
+
+    it('accepts the three kinds of point with what belongs to each', () => {
+      const set = parseBreakpointSet(
+        `${entry('    at: return\n    onlyFailures: true\n    loadResults: {depth: 2}\n    record: [~r0.Process.Args, retErr]\n    params: [r]\n')}  - name: after
+    candidates: [github.com/x/y.(*T).M]
+    at: after-call
+    after: [github.com/x/y.(*T).resolve, github.com/x/v2/y.(*T).Resolve]
+    record: [image.ID]
+`,
+      );
+      const [ret, after] = set.entries;
+      expect(ret).toMatchObject({ at: 'return', onlyFailures: true, params: ['r'] });
+      expect(ret?.loadResults).toMatchObject({ depth: 2, maxString: 64 });
+      expect(after).toMatchObject({
+        at: 'after-call',
+        after: ['github.com/x/y.(*T).resolve', expect.any(String)],
+      });
+      expect(after?.loadResults).toBeUndefined();
+    });
+
+    it('rejects what does not fit the point, at its position', () => {
+      expect(problems(entry('    at: after-call\n'))[0]!.message).toMatch(/names no callee: add after/);
+      expect(problems(entry('    after: [a/b.C]\n'))[0]).toMatchObject({
+        line: 6,
+        message: expect.stringMatching(/"after" only applies to at: after-call/),
+      });
+      expect(problems(entry('    onlyFailures: true\n'))[0]!.message).toMatch(/only applies to at: return/);
+      expect(
+        problems(entry('    at: after-call\n    after: [a/b.C]\n    loadResults: {depth: 2}\n'))[0],
+      ).toMatchObject({
+        line: 8,
+        message: expect.stringMatching(/"loadResults" only applies to at: return/),
+      });
+      expect(problems(entry('    at: return\n    lineOffset: 2\n'))[0]!.message).toMatch(
+        /only applies to at: entry/,
+      );
+      expect(problems(entry('    params: [r.Config]\n'))[0]!.message).toMatch(/must be a parameter name/);
+    });
+
+    it('results are never read at an entry or after a call: a record expression over ~r0 is refused there', () => {
+      const found = problems(entry('    record: [r.Config, ~r0.Process.Args]\n'));
+      expect(found).toHaveLength(1);
+      expect(found[0]).toMatchObject({
+        line: 6,
+        message: expect.stringMatching(
+          /"~r0.Process.Args" reads the result ~r0: results exist only at: return/,
+        ),
+      });
+      expect(
+        problems(entry('    at: after-call\n    after: [a/b.C]\n    record: [(~r1)]\n'))[0]!.message,
+      ).toMatch(/results exist only at: return \(at after-call/);
+    });
+
+    it('old set files without any of these fields read as before: entry points', () => {
+      const set = parseBreakpointSet(good);
+      expect(set.entries[0]).toMatchObject({ at: 'entry', onlyFailures: false, params: [] });
+      expect(set.entries[0]?.after).toBeUndefined();
+    });
+  });
+
   it('isRedacted covers the path and everything under it', () => {
     expect(isRedacted('r.Auth', ['r.Auth'])).toBe(true);
     expect(isRedacted('r.Auth.Password', ['r.Auth'])).toBe(true);
@@ -143,6 +210,7 @@ describe('built-in sets', () => {
       [
         'container-start',
         'cri-create',
+        'cri-create-walk',
         'image-pull',
         'lab-create',
         'sandbox-run',

@@ -242,8 +242,22 @@ type container struct {
 	command                          string
 	detach                           bool
 	args                             list
+	mounts                           list
 	labels, annotations              kv
 	pullIfAbsent                     bool
+}
+
+// criMounts turns --mount HOST:CONTAINER[:ro] flags into CRI mounts (kubelet's volumes, bind-mounted).
+func (ct *container) criMounts() ([]*cri.Mount, error) {
+	var out []*cri.Mount
+	for _, m := range ct.mounts {
+		parts := strings.Split(m, ":")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" || (len(parts) == 3 && parts[2] != "ro") {
+			return nil, exitError{2, fmt.Sprintf("--mount %q: want HOST:CONTAINER or HOST:CONTAINER:ro", m)}
+		}
+		out = append(out, &cri.Mount{HostPath: parts[0], ContainerPath: parts[1], Readonly: len(parts) == 3})
+	}
+	return out, nil
 }
 
 func runPod(argv []string) error {
@@ -258,6 +272,7 @@ func runPod(argv []string) error {
 	fs.StringVar(&ct.logPath, "log-path", "", "container log path, relative to the pod log directory (default: <container>/0.log)")
 	fs.StringVar(&ct.command, "command", "/hello", "the container's command")
 	fs.Var(&ct.args, "arg", "an argument (repeatable; default: one that names the pod)")
+	fs.Var(&ct.mounts, "mount", "a host path bind-mounted into the container, HOST:CONTAINER[:ro] (repeatable; a kubelet volume)")
 	fs.Var(ct.labels, "label", "container label key=value (repeatable; default ctrdbg.io/stand-in=container)")
 	fs.Var(ct.annotations, "annotation", "container annotation key=value (repeatable; default ctrdbg.io/step=run-pod)")
 	fs.BoolVar(&ct.pullIfAbsent, "pull-if-absent", true, "PullImage when ImageStatus finds nothing (kubelet's IfNotPresent)")
@@ -297,9 +312,13 @@ func runPod(argv []string) error {
 	rt := cri.NewRuntimeServiceClient(conn)
 	img := cri.NewImageServiceClient(conn)
 
+	mounts, err := ct.criMounts()
+	if err != nil {
+		return err
+	}
 	summary := map[string]any{
 		"pod":       map[string]any{"name": p.name, "namespace": p.namespace, "uid": p.uid, "logDirectory": p.logDir},
-		"container": map[string]any{"name": ct.name, "image": ct.image, "logPath": ct.logPath},
+		"container": map[string]any{"name": ct.name, "image": ct.image, "logPath": ct.logPath, "command": ct.command, "args": ct.args, "mounts": ct.mounts},
 	}
 	if err := os.MkdirAll(p.logDir, 0o755); err != nil {
 		return err
@@ -315,7 +334,7 @@ func runPod(argv []string) error {
 	say("                 → sandbox %s", sandboxID)
 	// Like kubelet: whatever happens to the container, the sandbox is stopped and removed.
 	ct.detach = *detach && *keepPod
-	runErr := runContainer(ctx, rt, img, sandboxID, sandboxConfig, &p, &ct, summary)
+	runErr := runContainer(ctx, rt, img, sandboxID, sandboxConfig, &p, &ct, mounts, summary)
 	if *keepPod && runErr == nil {
 		say("(pod kept: %s)", sandboxID)
 		if c.json {
@@ -357,6 +376,7 @@ func runContainer(
 	sandboxConfig *cri.PodSandboxConfig,
 	p *pod,
 	ct *container,
+	mounts []*cri.Mount,
 	summary map[string]any,
 ) error {
 	spec := &cri.ImageSpec{Image: ct.image}
@@ -386,6 +406,7 @@ func runContainer(
 		Args:        ct.args,
 		WorkingDir:  ct.workingDir,
 		Envs:        []*cri.KeyValue{{Key: "CTRDBG_POD", Value: p.namespace + "/" + p.name}},
+		Mounts:      mounts,
 		Labels:      ct.labels,
 		Annotations: ct.annotations,
 		LogPath:     ct.logPath,
