@@ -904,7 +904,7 @@ describe('bad input: a clear error and the node untouched', () => {
     expect(exitCode).toBe(0);
     // The check detaches as cleanly as an attach does (a `stop` before any recording once crashed the agent).
     expect(stderr).not.toMatch(/detach/);
-    expect(tracerPid(lab.containerd.pid)).toBe(0);
+    expect(tracerPid((await labStatus('default', env)).containerd.pid)).toBe(0);
     const byName = Object.fromEntries(data.sets.map((s) => [s.set, s]));
     expect(byName['lab-create']?.complete, JSON.stringify(byName['lab-create'])).toBe(true);
     expect(byName['cri-create']?.complete).toBe(false);
