@@ -304,7 +304,12 @@ export async function repairInterruptedShimSwap(
   log.warn(
     `an earlier setup stopped at its shim's ${pending.step} step (${pending.startedAt}); repairing the shim first`,
   );
-  await host.exec(`rm -f ${shellQuote(stagingOf(shim.path))}`, { sudo: true }).catch(() => undefined);
+  // The staged file, and what an upload cut short leaves (RemoteHost.upload's temporary name beside it).
+  const staged = stagingOf(shim.path);
+  const uploads = `${dirname(staged)}/.${basename(staged)}.ctrdbg-upload-`;
+  await host
+    .exec(`rm -f ${shellQuote(staged)} ${shellQuote(uploads)}*`, { sudo: true })
+    .catch(() => undefined);
   const onDisk = await remoteSha256(host, shim.path);
   const version =
     onDisk === pending.sha256 ? await shimRuns(host, shim.path).catch(() => undefined) : undefined;
