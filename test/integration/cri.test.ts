@@ -551,7 +551,7 @@ describe('the Go a tree needs, and which go and dlv ctrdbg picks', () => {
     const result = await ctrdbg(['setup', TARGET, '--skip-build', '--dlv', '/usr/bin/dlv'], { env });
     expect(result.exitCode).toBe(4);
     expect(result.stderr).toMatch(
-      /Delve 1\.20\.2 \(\/usr\/bin\/dlv, --dlv\) supports Go 1\.18–1\.20, but the binary was built with go1\.24\.4/,
+      /Delve 1\.20\.2 at \/usr\/bin\/dlv \(--dlv\) supports Go 1\.18–1\.20, not go1\.24\.4: it cannot debug containerd on lab:cri/,
     );
     expect(result.stderr).toContain(`--dlv ${lane.dlv.path}`);
   });
