@@ -106,6 +106,16 @@ export async function installShim(
   const repaired = state.shim?.pending ? await repairInterruptedShimSwap(host, target, log) : undefined;
   if (repaired) state = await readNodeState(host, target);
   const { path, why } = options.location;
+  // containerd runs another file than the one ctrdbg replaced before: fine once that one is the original again.
+  if (
+    state.shim?.original &&
+    state.shim.path !== path &&
+    !state.shim.installed &&
+    (await remoteSha256(host, state.shim.path)) === state.shim.original.sha256
+  ) {
+    log.step(`containerd now runs the shim at ${path}; the one at ${state.shim.path} is its original again`);
+    delete state.shim;
+  }
   if (state.shim?.original && state.shim.path !== path)
     throw nodeError(
       `ctrdbg replaced the shim at ${state.shim.path} before, but containerd now runs ${path} (${why}).`,
