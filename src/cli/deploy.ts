@@ -46,7 +46,10 @@ export function registerDeploy(program: Command): void {
       '--with-shim',
       'also build containerd-shim-runc-v2 from the same tree with -N -l and install it (new pods get it)',
     )
-    .option('--shim-binary <file>', 'with --with-shim: install this shim instead of building one')
+    .option(
+      '--shim-binary <file>',
+      'install this containerd-shim-runc-v2 instead of building one (implies --with-shim)',
+    )
     .option('--json', 'print the result as JSON')
     .action(action(async (spec, opts) => (await import('../commands/deploy.js')).setupCommand(spec, opts)));
 

@@ -106,6 +106,16 @@ export async function installShim(
   const repaired = state.shim?.pending ? await repairInterruptedShimSwap(host, target, log) : undefined;
   if (repaired) state = await readNodeState(host, target);
   const { path, why } = options.location;
+  // containerd runs another file than the one ctrdbg replaced before: fine once that one is the original again.
+  if (
+    state.shim?.original &&
+    state.shim.path !== path &&
+    !state.shim.installed &&
+    (await remoteSha256(host, state.shim.path)) === state.shim.original.sha256
+  ) {
+    log.step(`containerd now runs the shim at ${path}; the one at ${state.shim.path} is its original again`);
+    delete state.shim;
+  }
   if (state.shim?.original && state.shim.path !== path)
     throw nodeError(
       `ctrdbg replaced the shim at ${state.shim.path} before, but containerd now runs ${path} (${why}).`,
@@ -304,7 +314,12 @@ export async function repairInterruptedShimSwap(
   log.warn(
     `an earlier setup stopped at its shim's ${pending.step} step (${pending.startedAt}); repairing the shim first`,
   );
-  await host.exec(`rm -f ${shellQuote(stagingOf(shim.path))}`, { sudo: true }).catch(() => undefined);
+  // The staged file, and what an upload cut short leaves (RemoteHost.upload's temporary name beside it).
+  const staged = stagingOf(shim.path);
+  const uploads = `${dirname(staged)}/.${basename(staged)}.ctrdbg-upload-`;
+  await host
+    .exec(`rm -f ${shellQuote(staged)} ${shellQuote(uploads)}*`, { sudo: true })
+    .catch(() => undefined);
   const onDisk = await remoteSha256(host, shim.path);
   const version =
     onDisk === pending.sha256 ? await shimRuns(host, shim.path).catch(() => undefined) : undefined;
