@@ -5,11 +5,12 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { breakpointSetsDir } from '../config.js';
 import { inputError } from '../errors.js';
 import { editDistance } from '../util/editDistance.js';
+import { parseGoExpr } from './goExpr.js';
 import { parseVersionRange } from './versions.js';
 
 export const BREAKPOINT_SET_SCHEMA = 'ctrdbg.breakpoint-set/v1';
@@ -155,6 +156,19 @@ export function parseBreakpointSet(text: string, file = '<inline>', builtin = fa
   for (const error of [...doc.errors, ...doc.warnings])
     at(error.pos[0], error.message.split('\n')[0] ?? error.code);
   if (problems.length > 0) throw problemsError(file, problems);
+  // An empty file (or one of comments only) is no document at all: zod would only say "received null".
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    throw inputError(`${file} is empty: it holds no breakpoint set.`, {
+      hint: `A set starts with \`schema: ${BREAKPOINT_SET_SCHEMA}\`, \`name:\` and \`entries:\` (breakpoint-sets/README.md); delete the file if it is not meant to be one.`,
+    });
+  }
+  if (!isMap(doc.contents)) {
+    at(
+      doc.contents.range?.[0],
+      `the file holds ${isSeq(doc.contents) ? 'a list' : 'a single value'}, not a breakpoint set (a mapping with schema, name and entries)`,
+    );
+    throw problemsError(file, problems);
+  }
 
   const result = setSchema.safeParse(doc.toJS());
   if (!result.success) {
@@ -199,6 +213,7 @@ function checkSemantics(
       seen.add(candidate);
     });
     entry.record.forEach((expr, j) => {
+      checkExpression(nodeAt(root, ['entries', i, 'record', j]), expr, 'record expression', at);
       if (isRedacted(expr, entry.redact))
         at(
           nodeAt(root, ['entries', i, 'record', j])?.range?.[0],
@@ -212,6 +227,8 @@ function checkSemantics(
           `parameter "${param}" is redacted in this entry and can never be recorded; remove it from params`,
         );
     });
+    if (entry.condition)
+      checkExpression(nodeAt(root, ['entries', i, 'condition']), entry.condition, 'condition', at);
     const entryNode = nodeAt(root, ['entries', i]);
     if (entry.at === 'after-call' && !entry.after)
       at(
@@ -234,6 +251,28 @@ function checkSemantics(
         `"lineOffset" only applies to at: entry; at: ${entry.at} places the point itself`,
       );
   });
+}
+
+/**
+ * Delve parses `record:` and `condition:` as Go expressions; one that is not (`a +`) would only ever say
+ * `<eval error>` at each hit, so it is a load error, pointed at the column where it goes wrong.
+ */
+function checkExpression(
+  node: Node | undefined,
+  expr: string,
+  what: string,
+  at: (offset: number | undefined, message: string) => void,
+): void {
+  const parsed = parseGoExpr(expr);
+  if (parsed.ok) return;
+  const start = node?.range?.[0];
+  let offset = start;
+  if (start !== undefined && isScalar(node)) {
+    if (node.type === 'PLAIN') offset = start + parsed.error.offset;
+    else if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE')
+      offset = start + 1 + parsed.error.offset;
+  }
+  at(offset, `${what} ${JSON.stringify(expr)} is not a Go expression: ${parsed.error.message}`);
 }
 
 function where(path: (string | number)[]): string {
