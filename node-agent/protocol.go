@@ -145,10 +145,12 @@ type RecordingEvent struct {
 	PausedMs    float64 `json:"pausedMs,omitempty"`
 	DlvAttachMs float64 `json:"dlvAttachMs,omitempty"`
 	// stopped:
-	Reason        string         `json:"reason,omitempty"` // "max-hits", "stopped", "exited", "error"
-	Message       string         `json:"message,omitempty"`
-	Hits          int            `json:"hits,omitempty"`
-	Stops         int            `json:"stops,omitempty"`
+	Reason  string `json:"reason,omitempty"` // "max-hits", "stopped", "exited", "error"
+	Message string `json:"message,omitempty"`
+	Hits    int    `json:"hits,omitempty"`
+	Stops   int    `json:"stops,omitempty"`
+	// Stops that were the agent's own halt ending the loop (no thread at a breakpoint of ctrdbg's).
+	HaltStops     int            `json:"haltStops,omitempty"`
 	Dropped       int            `json:"dropped,omitempty"`
 	MaxHoldUs     int64          `json:"maxHoldUs,omitempty"`
 	TotalHoldUs   int64          `json:"totalHoldUs,omitempty"`

@@ -21,6 +21,7 @@ export const ExitCode = {
   versionMismatch: 13,
   toolchain: 14,
   wrongPlatform: 15,
+  trigger: 16,
   interrupted: 130,
 } as const;
 
@@ -44,6 +45,8 @@ export const errorKinds: Record<Exclude<ErrorKind, 'ok'>, string> = {
   toolchain: 'the Go toolchain is older than the source tree needs (its go.mod `go` line)',
   wrongPlatform:
     'a binary cannot run on the node: another OS (a Mach-O from macOS) or CPU, not amd64/arm64, or not an executable',
+  trigger:
+    'the --trigger command failed (a non-zero exit or a signal of its own); the recording is kept and containerd was detached',
   interrupted: 'interrupted by the user (Ctrl-C); the node was left running',
 };
 

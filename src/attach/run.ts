@@ -25,9 +25,11 @@ import type { Target } from '../nodes/target.js';
 import {
   type ArmedBreakpoint,
   type ArmedLocation,
+  explainStops,
   type FollowedShim,
   type RecordOutcome,
   recordHits,
+  type StopKinds,
 } from '../record/recorder.js';
 import { maskCommandLine } from '../record/redact.js';
 import type { EndReason, EndRecord, HitRecord } from '../recording/format.js';
@@ -84,6 +86,9 @@ export interface AttachResult {
   followed?: FollowedShim[];
   perBreakpoint: Record<string, number>;
   stops: number;
+  /** What the stops were, and in words why they differ from the hits (undefined when they do not). */
+  stopKinds?: StopKinds;
+  stopsExplained?: string;
   /** The longest time containerd was held stopped at once, hand-over included. */
   maxStoppedMs: number;
   reason: EndReason;
@@ -216,6 +221,12 @@ export async function runAttach(
       perBreakpoint: run.outcome?.perBreakpoint ?? {},
       ...(a.follow ? { followed: run.followed } : {}),
       stops: run.outcome?.stops ?? 0,
+      ...(run.outcome
+        ? {
+            stopKinds: run.outcome.stopKinds,
+            stopsExplained: explainStops(run.outcome.hits, run.outcome.stops, run.outcome.stopKinds),
+          }
+        : {}),
       maxStoppedMs: Math.round(run.maxStoppedMs * 10) / 10,
       reason: run.reason,
       ...(run.message ? { message: run.message } : {}),

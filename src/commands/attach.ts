@@ -9,7 +9,7 @@ import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
 import { openNode } from '../deploy/openNode.js';
 import { ExitCode } from '../errors.js';
 import type { TargetOptions } from '../nodes/resolveTarget.js';
-import type { HitRecord, RecordedValue } from '../recording/format.js';
+import type { HitRecord } from '../recording/format.js';
 import { baseName, expressionsLine, shortFunction } from '../replay/render.js';
 import { createLogger, formatTable, mark, style } from '../util/output.js';
 import type { CommandOutput } from './output.js';
@@ -46,9 +46,10 @@ export async function attachCommand(
       : `${result.maxStoppedMs} ms`;
   const handover = result.interactive;
   const trigger = result.trigger;
+  const interrupted = result.reason === 'interrupted' || result.reason === 'interactive-ended';
   const text = [
     '',
-    `${result.hits} hits in ${result.stops} stops (${result.reason}${result.message ? `: ${result.message}` : ''}); containerd held stopped ${held} at most${handover ? ' (hand-over included)' : ''}`,
+    `${result.hits} hit${result.hits === 1 ? '' : 's'} in ${result.stops} stop${result.stops === 1 ? '' : 's'}${result.stopsExplained ? ` (${result.stopsExplained})` : ''}; ended: ${result.reason}${result.message ? ` (${result.message})` : ''}; containerd held stopped ${held} at most${handover ? ' (hand-over included)' : ''}`,
     ...(rows.length ? [formatTable(rows.map((r) => [`  ${r[0]}`, r[1] ?? '']))] : []),
     ...(handover
       ? [
@@ -62,16 +63,27 @@ export async function attachCommand(
       : []),
     ...(trigger
       ? [
-          `  trigger: ${trigger.stoppedBy ? `stopped with ${trigger.stoppedBy} (still running at the end)` : `exited with ${trigger.exitCode ?? trigger.signal}`}`,
+          `  trigger: ${trigger.stoppedBy ? `stopped with ${trigger.stoppedBy} (still running at the end)` : `exited with ${trigger.exitCode ?? trigger.signal}`}${triggerFailed(trigger) ? ` ${mark.bad()} it failed: the hits until then are kept; run it by hand to see why (${trigger.shownAs}); ctrdbg exits ${ExitCode.trigger}` : ''}`,
         ]
       : []),
     `${ok ? mark.ok() : mark.bad()} containerd pid ${result.containerd.pidAfter || result.containerd.pid} ${result.containerd.serving ? 'serving' : 'NOT answering'}, ${result.detached ? 'breakpoints cleared, detached' : 'detach not confirmed'}${result.containerd.pidAfter === result.containerd.pid ? ', same pid' : ''}`,
     ...(result.record ? [`recording: ${result.record}  (ctrdbg replay ${result.record})`] : []),
   ].join('\n');
-  const interrupted = result.reason === 'interrupted' || result.reason === 'interactive-ended';
   const exitCode =
-    !ok && result.reason !== 'connection-lost' ? ExitCode.node : interrupted ? ExitCode.interrupted : 0;
+    !ok && result.reason !== 'connection-lost'
+      ? ExitCode.node
+      : interrupted
+        ? ExitCode.interrupted
+        : triggerFailed(trigger)
+          ? ExitCode.trigger
+          : 0;
   return { data: result, text, exitCode };
+}
+
+/** A trigger that ended by itself with a failure; one ctrdbg stopped (--duration, --max-hits) did not fail. */
+function triggerFailed(trigger: AttachResult['trigger']): boolean {
+  if (!trigger || trigger.stoppedBy) return false;
+  return trigger.exitCode !== 0;
 }
 
 export async function setsCheckCommand(

@@ -163,6 +163,8 @@ export interface RecordingEvent {
   message?: string;
   hits?: number;
   stops?: number;
+  /** Stops that were the agent's own halt ending the loop, with no thread at a breakpoint of ctrdbg's. */
+  haltStops?: number;
   dropped?: number;
   /** The most hit bytes that waited on the node for ctrdbg at once. */
   queuedPeakBytes?: number;
