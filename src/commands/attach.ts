@@ -5,6 +5,7 @@ import { type AttachOptions, type AttachResult, runAttach } from '../attach/run.
 import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
 import { startNodeDebugger } from '../delve/nodeDebugger.js';
+import { checkRunningDebuggable } from '../deploy/nodeBinaryGuard.js';
 import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
 import { openNode } from '../deploy/openNode.js';
 import { ExitCode } from '../errors.js';
@@ -101,7 +102,10 @@ export async function setsCheckCommand(
       'End that debugging session first (Ctrl-C in `ctrdbg attach`, or `exit` in dlv), then check again.',
   });
   try {
+    // A stripped containerd is refused before dlv pauses it (dlv would only say it has no debug info).
+    await checkRunningDebuggable(host, target, probe);
     const dbg = await startNodeDebugger(host, {
+      spec: target.spec,
       pid: probe.pid,
       agentPath: await ensureAgent(host, target, probe.goArch, log),
       dlvPath: await nodeDlvPath(host, target),

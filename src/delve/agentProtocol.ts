@@ -213,6 +213,9 @@ export interface ErrorEvent {
   event: 'error';
   message: string;
   tracerPid?: number;
+  /** When dlv itself failed: its last lines and how it exited (its words say why). */
+  dlvOutput?: string[];
+  dlvExit?: string;
 }
 
 export interface FollowedExit {
@@ -235,6 +238,8 @@ export interface ExitEvent {
   trigger?: string;
   dlvPid?: number;
   dlvError?: string;
+  /** dlv-exited: the last lines dlv printed before it exited. */
+  dlvOutput?: string[];
   message?: string;
   /** The shims the agent followed, and how each was left. */
   followed?: FollowedExit[];
