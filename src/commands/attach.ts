@@ -2,8 +2,10 @@
 
 import { agentResolver } from '../attach/arm.js';
 import { type AttachOptions, type AttachResult, runAttach } from '../attach/run.js';
+import { type ExpressionWarning, expressionWarnings } from '../breakpoints/expressionScope.js';
 import { checkSets, type SetsCheck } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
+import { readFunctionScopes } from '../delve/agentScope.js';
 import { startNodeDebugger } from '../delve/nodeDebugger.js';
 import { checkRunningDebuggable } from '../deploy/nodeBinaryGuard.js';
 import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
@@ -90,7 +92,7 @@ function triggerFailed(trigger: AttachResult['trigger']): boolean {
 export async function setsCheckCommand(
   spec: string | undefined,
   options: TargetOptions & { set?: string[]; setsDir?: string; json?: boolean },
-): Promise<CommandOutput<SetsCheck & { target: string }>> {
+): Promise<CommandOutput<SetsCheck & { target: string; warnings: ExpressionWarning[] }>> {
   const log = createLogger({ quiet: options.json });
   const all = loadBreakpointSets(options.setsDir ? { setsDir: options.setsDir } : {});
   const sets = options.set?.length
@@ -104,10 +106,11 @@ export async function setsCheckCommand(
   try {
     // A stripped containerd is refused before dlv pauses it (dlv would only say it has no debug info).
     await checkRunningDebuggable(host, target, probe);
+    const agentPath = await ensureAgent(host, target, probe.goArch, log);
     const dbg = await startNodeDebugger(host, {
       spec: target.spec,
       pid: probe.pid,
-      agentPath: await ensureAgent(host, target, probe.goArch, log),
+      agentPath,
       dlvPath: await nodeDlvPath(host, target),
       log,
     });
@@ -122,6 +125,14 @@ export async function setsCheckCommand(
       const stopped = await dbg.stop();
       if (!stopped.detached) log.warn(`detach: ${stopped.errors.join('; ')}`);
     }
+    // With containerd running again: the names each found function has, from the binary's DWARF.
+    const found = [
+      ...new Set(check.sets.flatMap((s) => s.entries.flatMap((e) => e.locations.map((l) => l.function)))),
+    ];
+    const scopes = found.length ? await readFunctionScopes(host, agentPath, probe.pid, found) : undefined;
+    if (scopes?.error)
+      log.warn(`could not read the functions' variables (${scopes.error}); expressions are not checked`);
+    const warnings = scopes ? expressionWarnings(sets, check.sets, scopes) : [];
     const lines: string[] = [`sets on ${style.bold(target.spec)} (${probe.version})`];
     for (const set of check.sets) {
       lines.push('', `${set.complete ? mark.ok() : mark.bad()} ${style.bold(set.set)}`);
@@ -147,10 +158,17 @@ export async function setsCheckCommand(
         }
         for (const err of e.errors)
           rows.push([`  ${mark.bad()} ${e.entry}`, `${err.candidate}: ${err.message}`]);
+        for (const w of warnings.filter((w) => w.set === set.set && w.entry === e.entry))
+          rows.push([`  ${mark.warn()} ${e.entry}`, style.yellow(`warning: ${w.message}`)]);
       }
       lines.push(formatTable(rows));
     }
-    return { data: { target: target.spec, ...check }, text: lines.join('\n') };
+    if (warnings.length)
+      lines.push(
+        '',
+        `${mark.warn()} ${warnings.length} expression${warnings.length === 1 ? ' names' : 's name'} a variable the function does not have: fix the set, or \`ctrdbg replay\` will show <eval error> there.`,
+      );
+    return { data: { target: target.spec, ...check, warnings }, text: lines.join('\n') };
   } finally {
     await host.close();
   }

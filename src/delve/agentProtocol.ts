@@ -309,3 +309,22 @@ export function exitLeftTargetDetached(exit: ExitEvent | undefined): boolean {
     exit && exit.reason !== 'dlv-left-running' && exit.target.alive && exit.target.tracerPid === 0,
   );
 }
+
+/** What one function can name, read from its binary's DWARF (FunctionScope in node-agent/scope.go). */
+export interface FunctionScope {
+  function: string;
+  found: boolean;
+  params?: string[];
+  locals?: string[];
+  /** Package-level variables of the function's package, by their short name. */
+  packageVars?: string[];
+}
+
+/** `ctrdbg-agent scope`'s answer, one JSON object (ScopeReport in node-agent/scope.go). */
+export interface ScopeReport {
+  binary: string;
+  functions: FunctionScope[];
+  /** The names packages go by in an expression (last element of the import path). */
+  packages: string[];
+  error?: string;
+}
