@@ -62,7 +62,7 @@ export function expressionWarnings(
           const near = unknown.map((n) => closest(n, variables)).filter((n) => n !== undefined);
           const what =
             use.field === 'params'
-              ? `params names ${use.expr}`
+              ? `params lists ${use.expr}`
               : `${use.field} ${JSON.stringify(use.expr)} names ${unknown.join(', ')}`;
           warnings.push({
             set: r.set,
