@@ -170,7 +170,10 @@ export function parseBreakpointSet(text: string, file = '<inline>', builtin = fa
     throw problemsError(file, problems);
   }
 
-  const result = setSchema.safeParse(doc.toJS());
+  const raw = doc.toJS() as unknown;
+  // Expressions are checked on the raw entries, so their problems are listed with the schema's ones.
+  checkExpressions(raw, doc.contents, at);
+  const result = setSchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
       const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
@@ -213,7 +216,6 @@ function checkSemantics(
       seen.add(candidate);
     });
     entry.record.forEach((expr, j) => {
-      checkExpression(nodeAt(root, ['entries', i, 'record', j]), expr, 'record expression', at);
       if (isRedacted(expr, entry.redact))
         at(
           nodeAt(root, ['entries', i, 'record', j])?.range?.[0],
@@ -227,8 +229,6 @@ function checkSemantics(
           `parameter "${param}" is redacted in this entry and can never be recorded; remove it from params`,
         );
     });
-    if (entry.condition)
-      checkExpression(nodeAt(root, ['entries', i, 'condition']), entry.condition, 'condition', at);
     const entryNode = nodeAt(root, ['entries', i]);
     if (entry.at === 'after-call' && !entry.after)
       at(
@@ -250,6 +250,26 @@ function checkSemantics(
         keyNodeAt(entryNode, 'lineOffset')?.range?.[0],
         `"lineOffset" only applies to at: entry; at: ${entry.at} places the point itself`,
       );
+  });
+}
+
+/** Every `record:` and `condition:` string of the raw entries, whatever else is wrong with them. */
+function checkExpressions(
+  raw: unknown,
+  root: Node | null,
+  at: (offset: number | undefined, message: string) => void,
+): void {
+  const entries = (raw as { entries?: unknown } | null)?.entries;
+  if (!Array.isArray(entries)) return;
+  entries.forEach((entry: unknown, i) => {
+    const { record, condition } = (entry ?? {}) as { record?: unknown; condition?: unknown };
+    if (Array.isArray(record))
+      record.forEach((expr: unknown, j) => {
+        if (typeof expr === 'string' && expr !== '')
+          checkExpression(nodeAt(root, ['entries', i, 'record', j]), expr, 'record expression', at);
+      });
+    if (typeof condition === 'string' && condition !== '')
+      checkExpression(nodeAt(root, ['entries', i, 'condition']), condition, 'condition', at);
   });
 }
 
@@ -335,6 +355,7 @@ function nearestRange(root: Node | null, path: (string | number)[]): number | un
 }
 
 function problemsError(file: string, problems: SetProblem[]) {
+  problems.sort((a, b) => a.line - b.line || a.column - b.column);
   const shown = problems.map(formatProblem);
   return inputError(`invalid breakpoint set ${file}:\n  ${shown.join('\n  ')}`, {
     hint: 'The schema is described in breakpoint-sets/README.md.',
