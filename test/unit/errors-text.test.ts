@@ -1,6 +1,16 @@
 /** How an error reads at the edge: one paragraph, the hint on its own line after a list, and JSON for --json. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { commanderUsageError, errorJson, errorText, inputError } from '../../src/errors.js';
+import { projectRoot } from '../../src/config.js';
+import {
+  commanderUsageError,
+  ExitCode,
+  errorJson,
+  errorKinds,
+  errorText,
+  inputError,
+} from '../../src/errors.js';
 
 describe('error text', () => {
   it('a one-line message and its hint are one line', () => {
@@ -36,5 +46,15 @@ describe('error text', () => {
     expect(commanderUsageError("error: unknown command 'frob'", undefined).hint).toBe(
       'Run ctrdbg --help for usage.',
     );
+  });
+});
+
+describe('the exit codes in the README', () => {
+  it('are the taxonomy’s, each with its meaning', () => {
+    const readme = readFileSync(join(projectRoot, 'README.md'), 'utf8');
+    for (const [kind, meaning] of Object.entries(errorKinds)) {
+      const code = ExitCode[kind as keyof typeof errorKinds];
+      expect(readme, kind).toContain(`| ${code} | ${meaning.replaceAll('--trigger', '`--trigger`')} |`);
+    }
   });
 });
