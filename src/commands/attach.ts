@@ -52,7 +52,7 @@ export async function attachCommand(
   const interrupted = result.reason === 'interrupted' || result.reason === 'interactive-ended';
   const text = [
     '',
-    `${result.hits} hit${result.hits === 1 ? '' : 's'} in ${result.stops} stop${result.stops === 1 ? '' : 's'}${result.stopsExplained ? ` (${result.stopsExplained})` : ''}; ended: ${result.reason}${result.message ? ` (${result.message})` : ''}; containerd held stopped ${held} at most${handover ? ' (hand-over included)' : ''}`,
+    `${result.hits} hit${result.hits === 1 ? '' : 's'} in ${result.stops} stop${result.stops === 1 ? '' : 's'} (${result.reason}${result.message ? `: ${result.message}` : ''}); ${result.stopsExplained ? `${result.stopsExplained}; ` : ''}containerd held stopped ${held} at most${handover ? ' (hand-over included)' : ''}`,
     ...(rows.length ? [formatTable(rows.map((r) => [`  ${r[0]}`, r[1] ?? '']))] : []),
     ...(handover
       ? [

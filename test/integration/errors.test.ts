@@ -243,7 +243,9 @@ describe('messages that say what really happened', () => {
       ],
       { env },
     );
-    expect(r.stdout).toContain('1 hit in 2 stops (1 stop was the halt that ended the recording)');
+    expect(r.stdout).toContain(
+      '1 hit in 2 stops (trigger-finished); 1 stop was the halt that ended the recording; containerd held stopped',
+    );
     await untouched();
   });
 });
