@@ -129,8 +129,6 @@ func startDlv(cfg watchdogConfig, pid int, stop <-chan struct{}) (*dlvProcess, s
 	}
 	p := &dlvProcess{cmd: cmd, exited: make(chan error, 1), output: &outputTail{}}
 	ready := make(chan string, 1)
-	// Wait closes the pipe once dlv exits: it runs only after the reader has seen the end, or dlv's last words
-	// (why it failed) could be lost.
 	scanned := make(chan struct{})
 	go func() {
 		defer close(scanned)
@@ -139,8 +137,9 @@ func startDlv(cfg watchdogConfig, pid int, stop <-chan struct{}) (*dlvProcess, s
 		const marker = "API server listening at:"
 		for scanner.Scan() {
 			line := scanner.Text()
-			fmt.Fprintf(logOut, "dlv[%d]: %s\n", pid, line)
+			// Kept first: the log below can block on a full stderr (an SSH reader that stopped reading).
 			p.output.add(line)
+			fmt.Fprintf(logOut, "dlv[%d]: %s\n", pid, line)
 			if i := strings.Index(line, marker); i >= 0 {
 				select {
 				case ready <- strings.TrimSpace(line[i+len(marker):]):
@@ -150,8 +149,18 @@ func startDlv(cfg watchdogConfig, pid int, stop <-chan struct{}) (*dlvProcess, s
 		}
 	}()
 	go func() {
-		<-scanned
-		p.exited <- cmd.Wait()
+		// Not cmd.Wait: it closes the pipe as soon as dlv exits, and dlv's last words (why it failed) could be
+		// lost. The reader gets them first — but the exit is never held up long by a reader stuck on the log.
+		state, err := cmd.Process.Wait()
+		select {
+		case <-scanned:
+		case <-time.After(2 * time.Second):
+		}
+		stdout.Close()
+		if err == nil && !state.Success() {
+			err = &exec.ExitError{ProcessState: state}
+		}
+		p.exited <- err
 	}()
 	select {
 	case address := <-ready:
