@@ -13,6 +13,10 @@
 //	    both protocols a headless dlv serves (JSON-RPC and DAP) and never forwards a request that would kill or
 //	    restart the target: ending the session becomes ctrdbg's safe detach, kill and restart get an error.
 //
+//	ctrdbg-agent scope --pid PID FUNCTION…                                   (scope.go)
+//	    Prints the names each function can use (parameters, locals, its package's variables, package names),
+//	    read from the DWARF of /proc/PID/exe without stopping the process.
+//
 //	ctrdbg-agent protocol | version
 //
 // The events are defined in protocol.go. Standard library only, so it cross-builds with CGO_ENABLED=0.
@@ -53,6 +57,8 @@ func main() {
 		os.Exit(runWatchdog(os.Args[2:]))
 	case "relay":
 		os.Exit(runRelay(os.Args[2:]))
+	case "scope":
+		os.Exit(runScope(os.Args[2:]))
 	case "protocol":
 		line, _ := json.Marshal(describeProtocol())
 		fmt.Println(string(line))
@@ -71,6 +77,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   ctrdbg-agent dlv --pid PID --listen 127.0.0.1:0 [--ready-timeout 60s] [--cleanup-timeout 20s] [--log-file F] [--log-dlv] [--queue-mb 64] -- DLV [DLV-FLAGS…]
   ctrdbg-agent relay 127.0.0.1:PORT
+  ctrdbg-agent scope --pid PID|--binary FILE FUNCTION…
   ctrdbg-agent protocol
   ctrdbg-agent version
 `)

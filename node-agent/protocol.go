@@ -145,10 +145,12 @@ type RecordingEvent struct {
 	PausedMs    float64 `json:"pausedMs,omitempty"`
 	DlvAttachMs float64 `json:"dlvAttachMs,omitempty"`
 	// stopped:
-	Reason        string         `json:"reason,omitempty"` // "max-hits", "stopped", "exited", "error"
-	Message       string         `json:"message,omitempty"`
-	Hits          int            `json:"hits,omitempty"`
-	Stops         int            `json:"stops,omitempty"`
+	Reason  string `json:"reason,omitempty"` // "max-hits", "stopped", "exited", "error"
+	Message string `json:"message,omitempty"`
+	Hits    int    `json:"hits,omitempty"`
+	Stops   int    `json:"stops,omitempty"`
+	// Stops that were the agent's own halt ending the loop (no thread at a breakpoint of ctrdbg's).
+	HaltStops     int            `json:"haltStops,omitempty"`
 	Dropped       int            `json:"dropped,omitempty"`
 	MaxHoldUs     int64          `json:"maxHoldUs,omitempty"`
 	TotalHoldUs   int64          `json:"totalHoldUs,omitempty"`
@@ -250,6 +252,9 @@ type ErrorEvent struct {
 	Event     string `json:"event"`
 	Message   string `json:"message"`
 	TracerPid int    `json:"tracerPid,omitempty"`
+	// What dlv printed (its last lines) and how it exited, when dlv itself failed: its words say why.
+	DlvOutput []string `json:"dlvOutput,omitempty"`
+	DlvExit   string   `json:"dlvExit,omitempty"`
 }
 
 // ExitEvent: the last event of a watchdog that got as far as starting dlv.
@@ -262,7 +267,9 @@ type ExitEvent struct {
 	Trigger  string `json:"trigger,omitempty"`
 	DlvPid   int    `json:"dlvPid,omitempty"`
 	DlvError string `json:"dlvError,omitempty"`
-	Message  string `json:"message,omitempty"`
+	// dlv-exited: the last lines dlv printed before it exited.
+	DlvOutput []string `json:"dlvOutput,omitempty"`
+	Message   string   `json:"message,omitempty"`
 	// The shims the agent followed, and how each was left.
 	Followed []FollowedExit `json:"followed,omitempty"`
 }

@@ -135,6 +135,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 
 		var result *continueOut
 		var callErr error
+		halted := false
 		select {
 		case <-call.Done:
 			callErr = call.Error
@@ -144,6 +145,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 			select {
 			case <-call.Done:
 			case <-time.After(abortGrace):
+				halted = true
 				if err := d.client.halt(); err != nil {
 					logf("pid %d: halt: %v", d.pid, err)
 				}
@@ -166,6 +168,7 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 		wall := heldSince.UTC().Format(time.RFC3339Nano)
 		t := ms(heldSince.Sub(epoch))
 		followed := false
+		hitsBefore := end.Hits
 		seen := map[int]bool{}
 		// Re-armed after every thread of this stop is read: several threads can stop at one breakpoint together.
 		rearm := map[int]bool{}
@@ -209,6 +212,10 @@ func (d *debuggee) record(events *emitter, opts recordOptions) {
 			if d.rearm(id) {
 				end.Rearms++
 			}
+		}
+		if halted && end.Hits == hitsBefore {
+			// This stop is the halt that ends the loop, not a hit: the summary says so.
+			end.HaltStops++
 		}
 		if followed {
 			opts.follow.attachNewShims(events)

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -24,6 +25,76 @@ import (
 type dlvProcess struct {
 	cmd    *exec.Cmd
 	exited chan error
+	output *outputTail
+}
+
+// outputTail keeps the last lines dlv printed: when dlv fails, its own words ("could not open debug info") are
+// the cause, not the connection it reset on its way out.
+type outputTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const outputTailLines = 20
+
+func (o *outputTail) add(line string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lines = append(o.lines, line)
+	if len(o.lines) > outputTailLines {
+		o.lines = o.lines[len(o.lines)-outputTailLines:]
+	}
+}
+
+func (o *outputTail) snapshot() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.lines...)
+}
+
+// dlvCause is the line of dlv's output that says why it failed: its last one that is not the listening notice.
+func dlvCause(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := strings.TrimSpace(lines[i])
+		if line == "" || strings.Contains(line, "API server listening at:") {
+			continue
+		}
+		return strings.TrimPrefix(line, "Error: ")
+	}
+	return ""
+}
+
+// startFailure is the error event for a dlv that did not become usable: dlv's own words and exit status when
+// it exits within `wait` (it usually does, right after printing why), else what the agent saw.
+func (p *dlvProcess) startFailure(err error, wait time.Duration) ErrorEvent {
+	ev := ErrorEvent{Event: EventError, Message: err.Error()}
+	if p == nil {
+		return ev
+	}
+	exited := false
+	select {
+	case e := <-p.exited:
+		p.exited <- e
+		exited = true
+		ev.DlvExit = exitStatusText(e)
+	case <-time.After(wait):
+	}
+	ev.DlvOutput = p.output.snapshot()
+	if cause := dlvCause(ev.DlvOutput); cause != "" {
+		if exited {
+			ev.Message = fmt.Sprintf("dlv exited (%s): %s", ev.DlvExit, cause)
+		} else {
+			ev.Message = fmt.Sprintf("%v; dlv said: %s", err, cause)
+		}
+	}
+	return ev
+}
+
+func exitStatusText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 type watchdogConfig struct {
@@ -56,14 +127,18 @@ func startDlv(cfg watchdogConfig, pid int, stop <-chan struct{}) (*dlvProcess, s
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("cannot start dlv: %v", err)
 	}
-	p := &dlvProcess{cmd: cmd, exited: make(chan error, 1)}
+	p := &dlvProcess{cmd: cmd, exited: make(chan error, 1), output: &outputTail{}}
 	ready := make(chan string, 1)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		scanner := bufio.NewScanner(stdout)
 		scanner.Buffer(make([]byte, 64*1024), 1024*1024)
 		const marker = "API server listening at:"
 		for scanner.Scan() {
 			line := scanner.Text()
+			// Kept first: the log below can block on a full stderr (an SSH reader that stopped reading).
+			p.output.add(line)
 			fmt.Fprintf(logOut, "dlv[%d]: %s\n", pid, line)
 			if i := strings.Index(line, marker); i >= 0 {
 				select {
@@ -73,7 +148,20 @@ func startDlv(cfg watchdogConfig, pid int, stop <-chan struct{}) (*dlvProcess, s
 			}
 		}
 	}()
-	go func() { p.exited <- cmd.Wait() }()
+	go func() {
+		// Not cmd.Wait: it closes the pipe as soon as dlv exits, and dlv's last words (why it failed) could be
+		// lost. The reader gets them first — but the exit is never held up long by a reader stuck on the log.
+		state, err := cmd.Process.Wait()
+		select {
+		case <-scanned:
+		case <-time.After(2 * time.Second):
+		}
+		stdout.Close()
+		if err == nil && !state.Success() {
+			err = &exec.ExitError{ProcessState: state}
+		}
+		p.exited <- err
+	}()
 	select {
 	case address := <-ready:
 		if _, _, err := loopbackOnly(address); err != nil {
@@ -173,8 +261,9 @@ func runWatchdog(args []string) int {
 	s := &session{events: events, cfg: cfg, debuggees: map[int]*debuggee{}}
 	if err != nil {
 		if err != errStopped {
-			logf("%v", err)
-			events.control(ErrorEvent{Event: EventError, Message: err.Error()})
+			ev := dlv.startFailure(err, 3*time.Second)
+			logf("%s", ev.Message)
+			events.control(ev)
 		}
 		if dlv != nil {
 			return s.stopDlv(dlv, "", *pid, "before ready")
@@ -190,8 +279,10 @@ func runWatchdog(args []string) int {
 	}
 	primary.dlvReady = time.Now()
 	if err != nil {
-		logf("cannot talk to dlv: %v", err)
-		events.control(ErrorEvent{Event: EventError, Message: fmt.Sprintf("cannot talk to dlv: %v", err)})
+		// Usually dlv failed its attach after it started listening and reset this connection on its way out.
+		ev := dlv.startFailure(fmt.Errorf("cannot talk to dlv: %v", err), 3*time.Second)
+		logf("%s", ev.Message)
+		events.control(ev)
 		return s.stopDlv(dlv, address, *pid, "no client")
 	}
 	primary.client = client
@@ -210,7 +301,7 @@ func runWatchdog(args []string) int {
 		state := targetState(*pid)
 		logf("dlv exited by itself (%v); target %+v", err, state)
 		s.stopFollowed()
-		events.control(ExitEvent{Event: EventExit, Reason: ExitDlvExited, Cleared: -1, Target: state, DlvError: errText(err)})
+		events.control(ExitEvent{Event: EventExit, Reason: ExitDlvExited, Cleared: -1, Target: state, DlvError: errText(err), DlvOutput: dlv.output.snapshot()})
 		return exitOK
 	case sig := <-signals:
 		logf("got %s: clearing breakpoints and detaching", sig)

@@ -21,6 +21,7 @@ export const ExitCode = {
   versionMismatch: 13,
   toolchain: 14,
   wrongPlatform: 15,
+  trigger: 16,
   interrupted: 130,
 } as const;
 
@@ -44,6 +45,8 @@ export const errorKinds: Record<Exclude<ErrorKind, 'ok'>, string> = {
   toolchain: 'the Go toolchain is older than the source tree needs (its go.mod `go` line)',
   wrongPlatform:
     'a binary cannot run on the node: another OS (a Mach-O from macOS) or CPU, not amd64/arm64, or not an executable',
+  trigger:
+    'the --trigger command failed (a non-zero exit or a signal of its own); the recording is kept and containerd was detached',
   interrupted: 'interrupted by the user (Ctrl-C); the node was left running',
 };
 
@@ -105,6 +108,40 @@ export const interruptedError = (message: string, options?: ErrorOptions) =>
 
 export function isCtrdbgError(error: unknown): error is CtrdbgError {
   return error instanceof CtrdbgError;
+}
+
+/**
+ * The paragraph a person reads: what happened, then what to do. A message of several lines (a set file's
+ * problems, one per line) keeps its hint on a line of its own, so the hint never reads as part of the last one.
+ */
+export function errorText(error: Pick<CtrdbgError, 'message' | 'hint'>): string {
+  if (!error.hint) return error.message;
+  return error.message.includes('\n')
+    ? `${error.message.trimEnd()}\n${error.hint}`
+    : `${error.message} ${error.hint}`;
+}
+
+/** What `--json` prints for an error, on stdout. */
+export function errorJson(error: CtrdbgError): {
+  error: {
+    kind: string;
+    message: string;
+    hint: string | undefined;
+    details: Record<string, unknown> | undefined;
+  };
+} {
+  return { error: { kind: error.kind, message: error.message, hint: error.hint, details: error.details } };
+}
+
+/**
+ * commander's own usage errors ("error: unknown option '--bogus'") as ours, for `--json`: commander has printed
+ * the text already; a script reading stdout gets the same error as an object.
+ */
+export function commanderUsageError(message: string, command: string | undefined): CtrdbgError {
+  const text = message.replace(/^error:\s*/, '').trim();
+  return usageError(/[.!?]$/.test(text) ? text : `${text}.`, {
+    hint: `Run ctrdbg ${command ? `${command} ` : ''}--help for usage.`,
+  });
 }
 
 /** Anything that is not ours becomes an internal error, keeping the original as the cause. */

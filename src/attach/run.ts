@@ -9,25 +9,27 @@
 import { performance } from 'node:perf_hooks';
 import { type ResolvedSet, suggestMisses } from '../breakpoints/resolve.js';
 import { type BreakpointSet, findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
-import { inspectBinary } from '../debugbuild/debugInfo.js';
 import type { FollowSpec } from '../delve/agentProtocol.js';
 import { type NodeDebugger, startNodeDebugger } from '../delve/nodeDebugger.js';
 import { waitServing } from '../deploy/binarySwap.js';
+import { checkRunningDebuggable } from '../deploy/nodeBinaryGuard.js';
 import { readNodeState } from '../deploy/nodeState.js';
 import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
 import { type OpenedNode, openNode } from '../deploy/openNode.js';
-import { fetchRunningBinary, type NodeProbe } from '../deploy/probe.js';
+import type { NodeProbe } from '../deploy/probe.js';
 import { serviceControl } from '../deploy/service.js';
-import { inputError, notDebuggableError, usageError } from '../errors.js';
+import { inputError, usageError } from '../errors.js';
 import type { RemoteHost } from '../nodes/remoteHost.js';
 import type { TargetOptions } from '../nodes/resolveTarget.js';
 import type { Target } from '../nodes/target.js';
 import {
   type ArmedBreakpoint,
   type ArmedLocation,
+  explainStops,
   type FollowedShim,
   type RecordOutcome,
   recordHits,
+  type StopKinds,
 } from '../record/recorder.js';
 import { maskCommandLine } from '../record/redact.js';
 import type { EndReason, EndRecord, HitRecord } from '../recording/format.js';
@@ -84,6 +86,9 @@ export interface AttachResult {
   followed?: FollowedShim[];
   perBreakpoint: Record<string, number>;
   stops: number;
+  /** What the stops were, and in words why they differ from the hits (undefined when they do not). */
+  stopKinds?: StopKinds;
+  stopsExplained?: string;
   /** The longest time containerd was held stopped at once, hand-over included. */
   maxStoppedMs: number;
   reason: EndReason;
@@ -216,6 +221,12 @@ export async function runAttach(
       perBreakpoint: run.outcome?.perBreakpoint ?? {},
       ...(a.follow ? { followed: run.followed } : {}),
       stops: run.outcome?.stops ?? 0,
+      ...(run.outcome
+        ? {
+            stopKinds: run.outcome.stopKinds,
+            stopsExplained: explainStops(run.outcome.hits, run.outcome.stops, run.outcome.stopKinds),
+          }
+        : {}),
       maxStoppedMs: Math.round(run.maxStoppedMs * 10) / 10,
       reason: run.reason,
       ...(run.message ? { message: run.message } : {}),
@@ -262,27 +273,14 @@ async function attach(
   log: Logger,
 ): Promise<Attached> {
   const state = await readNodeState(host, target);
-  // Attaching to a stripped or optimised containerd only yields errors: check first (cheap when setup
-  // recorded this very binary).
-  if (state.installed?.sha256 !== probe.runningSha256) {
-    const report = await inspectBinary(await fetchRunningBinary(host, probe), {
-      expectedArch: probe.goArch,
-      delveVersion: null,
-    });
-    if (!report.debuggable) {
-      throw notDebuggableError(
-        `containerd on ${target.endpoint.label} (${probe.binary}) is not a debug build: ${report.problems.join('; ')}.`,
-        { hint: `Install one with: ctrdbg setup ${target.spec}` },
-      );
-    }
-  }
+  await checkRunningDebuggable(host, target, probe, state);
   const dlvPath = await nodeDlvPath(host, target);
   const agentPath = await ensureAgent(host, target, probe.goArch, log);
   log.step(`attaching dlv to containerd pid ${probe.pid} on ${target.endpoint.label}`);
 
   // From here containerd is paused (headless attach without --continue) until the first continue.
   const pausedAt = performance.now();
-  const dbg = await startNodeDebugger(host, { pid: probe.pid, agentPath, dlvPath, log });
+  const dbg = await startNodeDebugger(host, { spec: target.spec, pid: probe.pid, agentPath, dlvPath, log });
   const base = { target, host, probe, dbg, sets, pausedAt, manifest: state.installed?.manifest ?? null };
   let armed: Awaited<ReturnType<typeof armSets>>;
   try {

@@ -5,11 +5,12 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { breakpointSetsDir } from '../config.js';
 import { inputError } from '../errors.js';
 import { editDistance } from '../util/editDistance.js';
+import { parseGoExpr } from './goExpr.js';
 import { parseVersionRange } from './versions.js';
 
 export const BREAKPOINT_SET_SCHEMA = 'ctrdbg.breakpoint-set/v1';
@@ -168,8 +169,24 @@ export function parseBreakpointSet(text: string, file = '<inline>', builtin = fa
   for (const error of [...doc.errors, ...doc.warnings])
     at(error.pos[0], error.message.split('\n')[0] ?? error.code);
   if (problems.length > 0) throw problemsError(file, problems);
+  // An empty file (or one of comments only) is no document at all: zod would only say "received null".
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    throw inputError(`${file} is empty: it holds no breakpoint set.`, {
+      hint: `A set starts with \`schema: ${BREAKPOINT_SET_SCHEMA}\`, \`name:\` and \`entries:\` (breakpoint-sets/README.md); delete the file if it is not meant to be one.`,
+    });
+  }
+  if (!isMap(doc.contents)) {
+    at(
+      doc.contents.range?.[0],
+      `the file holds ${isSeq(doc.contents) ? 'a list' : 'a single value'}, not a breakpoint set (a mapping with schema, name and entries)`,
+    );
+    throw problemsError(file, problems);
+  }
 
-  const result = setSchema.safeParse(doc.toJS());
+  const raw = doc.toJS() as unknown;
+  // Expressions are checked on the raw entries, so their problems are listed with the schema's ones.
+  checkExpressions(raw, doc.contents, at);
+  const result = setSchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
       const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
@@ -262,6 +279,48 @@ function checkSemantics(
   });
 }
 
+/** Every `record:` and `condition:` string of the raw entries, whatever else is wrong with them. */
+function checkExpressions(
+  raw: unknown,
+  root: Node | null,
+  at: (offset: number | undefined, message: string) => void,
+): void {
+  const entries = (raw as { entries?: unknown } | null)?.entries;
+  if (!Array.isArray(entries)) return;
+  entries.forEach((entry: unknown, i) => {
+    const { record, condition } = (entry ?? {}) as { record?: unknown; condition?: unknown };
+    if (Array.isArray(record))
+      record.forEach((expr: unknown, j) => {
+        if (typeof expr === 'string' && expr !== '')
+          checkExpression(nodeAt(root, ['entries', i, 'record', j]), expr, 'record expression', at);
+      });
+    if (typeof condition === 'string' && condition !== '')
+      checkExpression(nodeAt(root, ['entries', i, 'condition']), condition, 'condition', at);
+  });
+}
+
+/**
+ * Delve parses `record:` and `condition:` as Go expressions; one that is not (`a +`) would only ever say
+ * `<eval error>` at each hit, so it is a load error, pointed at the column where it goes wrong.
+ */
+function checkExpression(
+  node: Node | undefined,
+  expr: string,
+  what: string,
+  at: (offset: number | undefined, message: string) => void,
+): void {
+  const parsed = parseGoExpr(expr);
+  if (parsed.ok) return;
+  const start = node?.range?.[0];
+  let offset = start;
+  if (start !== undefined && isScalar(node)) {
+    if (node.type === 'PLAIN') offset = start + parsed.error.offset;
+    else if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE')
+      offset = start + 1 + parsed.error.offset;
+  }
+  at(offset, `${what} ${JSON.stringify(expr)} is not a Go expression: ${parsed.error.message}`);
+}
+
 function where(path: (string | number)[]): string {
   return path.length > 0 ? ` (at ${path.join('.')})` : '';
 }
@@ -322,6 +381,7 @@ function nearestRange(root: Node | null, path: (string | number)[]): number | un
 }
 
 function problemsError(file: string, problems: SetProblem[]) {
+  problems.sort((a, b) => a.line - b.line || a.column - b.column);
   const shown = problems.map(formatProblem);
   return inputError(`invalid breakpoint set ${file}:\n  ${shown.join('\n  ')}`, {
     hint: 'The schema is described in breakpoint-sets/README.md.',

@@ -2,9 +2,12 @@
 
 import { agentResolver } from '../attach/arm.js';
 import { type AttachOptions, type AttachResult, runAttach } from '../attach/run.js';
+import { type ExpressionWarning, expressionWarnings } from '../breakpoints/expressionScope.js';
 import { checkSets, type ResolvedLocation, type SetsCheck, shortName } from '../breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../breakpoints/sets.js';
+import { readFunctionScopes } from '../delve/agentScope.js';
 import { startNodeDebugger } from '../delve/nodeDebugger.js';
+import { checkRunningDebuggable } from '../deploy/nodeBinaryGuard.js';
 import { ensureAgent, nodeDlvPath } from '../deploy/nodeTools.js';
 import { openNode } from '../deploy/openNode.js';
 import { ExitCode } from '../errors.js';
@@ -46,9 +49,10 @@ export async function attachCommand(
       : `${result.maxStoppedMs} ms`;
   const handover = result.interactive;
   const trigger = result.trigger;
+  const interrupted = result.reason === 'interrupted' || result.reason === 'interactive-ended';
   const text = [
     '',
-    `${result.hits} hits in ${result.stops} stops (${result.reason}${result.message ? `: ${result.message}` : ''}); containerd held stopped ${held} at most${handover ? ' (hand-over included)' : ''}`,
+    `${result.hits} hit${result.hits === 1 ? '' : 's'} in ${result.stops} stop${result.stops === 1 ? '' : 's'} (${result.reason}${result.message ? `: ${result.message}` : ''}); ${result.stopsExplained ? `${result.stopsExplained}; ` : ''}containerd held stopped ${held} at most${handover ? ' (hand-over included)' : ''}`,
     ...(rows.length ? [formatTable(rows.map((r) => [`  ${r[0]}`, r[1] ?? '']))] : []),
     ...(handover
       ? [
@@ -62,15 +66,20 @@ export async function attachCommand(
       : []),
     ...(trigger
       ? [
-          `  trigger: ${trigger.stoppedBy ? `stopped with ${trigger.stoppedBy} (still running at the end)` : `exited with ${trigger.exitCode ?? trigger.signal}`}`,
+          `  trigger: ${trigger.stoppedBy ? `stopped with ${trigger.stoppedBy} (still running at the end)` : `exited with ${trigger.exitCode ?? trigger.signal}`}${triggerFailed(trigger) ? ` ${mark.bad()} it failed: the hits until then are kept; run it by hand to see why (${trigger.shownAs}); ctrdbg exits ${ExitCode.trigger}` : ''}`,
         ]
       : []),
     `${ok ? mark.ok() : mark.bad()} containerd pid ${result.containerd.pidAfter || result.containerd.pid} ${result.containerd.serving ? 'serving' : 'NOT answering'}, ${result.detached ? 'breakpoints cleared, detached' : 'detach not confirmed'}${result.containerd.pidAfter === result.containerd.pid ? ', same pid' : ''}`,
     ...(result.record ? [`recording: ${result.record}  (ctrdbg replay ${result.record})`] : []),
   ].join('\n');
-  const interrupted = result.reason === 'interrupted' || result.reason === 'interactive-ended';
   const exitCode =
-    !ok && result.reason !== 'connection-lost' ? ExitCode.node : interrupted ? ExitCode.interrupted : 0;
+    !ok && result.reason !== 'connection-lost'
+      ? ExitCode.node
+      : interrupted
+        ? ExitCode.interrupted
+        : triggerFailed(trigger)
+          ? ExitCode.trigger
+          : 0;
   return { data: result, text, exitCode };
 }
 
@@ -82,10 +91,16 @@ export function pointText(l: ResolvedLocation): string {
   return `  after ${shortName(l.callee ?? '?')} (called at line ${l.callLine ?? '?'})${others.length ? `; also line ${others.join(', ')} (the other way of a branch on the call's line)` : ''}`;
 }
 
+/** A trigger that ended by itself with a failure; one ctrdbg stopped (--duration, --max-hits) did not fail. */
+function triggerFailed(trigger: AttachResult['trigger']): boolean {
+  if (!trigger || trigger.stoppedBy) return false;
+  return trigger.exitCode !== 0;
+}
+
 export async function setsCheckCommand(
   spec: string | undefined,
   options: TargetOptions & { set?: string[]; setsDir?: string; json?: boolean },
-): Promise<CommandOutput<SetsCheck & { target: string }>> {
+): Promise<CommandOutput<SetsCheck & { target: string; warnings: ExpressionWarning[] }>> {
   const log = createLogger({ quiet: options.json });
   const all = loadBreakpointSets(options.setsDir ? { setsDir: options.setsDir } : {});
   const sets = options.set?.length
@@ -97,9 +112,13 @@ export async function setsCheckCommand(
       'End that debugging session first (Ctrl-C in `ctrdbg attach`, or `exit` in dlv), then check again.',
   });
   try {
+    // A stripped containerd is refused before dlv pauses it (dlv would only say it has no debug info).
+    await checkRunningDebuggable(host, target, probe);
+    const agentPath = await ensureAgent(host, target, probe.goArch, log);
     const dbg = await startNodeDebugger(host, {
+      spec: target.spec,
       pid: probe.pid,
-      agentPath: await ensureAgent(host, target, probe.goArch, log),
+      agentPath,
       dlvPath: await nodeDlvPath(host, target),
       log,
     });
@@ -122,6 +141,14 @@ export async function setsCheckCommand(
       const stopped = await dbg.stop();
       if (!stopped.detached) log.warn(`detach: ${stopped.errors.join('; ')}`);
     }
+    // With containerd running again: the names each found function has, from the binary's DWARF.
+    const found = [
+      ...new Set(check.sets.flatMap((s) => s.entries.flatMap((e) => e.locations.map((l) => l.function)))),
+    ];
+    const scopes = found.length ? await readFunctionScopes(host, agentPath, probe.pid, found) : undefined;
+    if (scopes?.error)
+      log.warn(`could not read the functions' variables (${scopes.error}); expressions are not checked`);
+    const warnings = scopes ? expressionWarnings(sets, check.sets, scopes) : [];
     const lines: string[] = [`sets on ${style.bold(target.spec)} (${probe.version})`];
     for (const set of check.sets) {
       lines.push('', `${set.complete ? mark.ok() : mark.bad()} ${style.bold(set.set)}`);
@@ -147,10 +174,17 @@ export async function setsCheckCommand(
         }
         for (const err of e.errors)
           rows.push([`  ${mark.bad()} ${e.entry}`, `${err.candidate}: ${err.message}`]);
+        for (const w of warnings.filter((w) => w.set === set.set && w.entry === e.entry))
+          rows.push([`  ${mark.warn()} ${e.entry}`, style.yellow(`warning: ${w.message}`)]);
       }
       lines.push(formatTable(rows));
     }
-    return { data: { target: target.spec, ...check }, text: lines.join('\n') };
+    if (warnings.length)
+      lines.push(
+        '',
+        `${mark.warn()} ${warnings.length} expression${warnings.length === 1 ? ' names' : 's name'} a variable the function does not have: fix the set, or \`ctrdbg replay\` will show <eval error> there.`,
+      );
+    return { data: { target: target.spec, ...check, warnings }, text: lines.join('\n') };
   } finally {
     await host.close();
   }

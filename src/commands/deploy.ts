@@ -46,6 +46,13 @@ export async function restoreCommand(
   const { target, host } = await openNode(spec, options, { log, requireRunning: false });
   try {
     const result = await restoreOriginal(host, target, { purge: options.purge }, log);
+    if (result.nothingToRestore) {
+      const text = [
+        `${mark.ok()} ${style.bold(target.spec)}: nothing to restore — ctrdbg never replaced its containerd, so nothing was changed${result.pid ? ` (pid ${result.pid} runs on, sha256 ${result.sha256.slice(0, 12)}…)` : ' (containerd is not running)'}.`,
+        ...result.purged.map((p) => `  • removed ${p}`),
+      ].join('\n');
+      return { data: { target: target.spec, ...result }, text };
+    }
     const shim = result.shim;
     const text = [
       result.containerdChanged

@@ -169,6 +169,8 @@ export interface RecordingEvent {
   message?: string;
   hits?: number;
   stops?: number;
+  /** Stops that were the agent's own halt ending the loop, with no thread at a breakpoint of ctrdbg's. */
+  haltStops?: number;
   dropped?: number;
   /** The most hit bytes that waited on the node for ctrdbg at once. */
   queuedPeakBytes?: number;
@@ -217,6 +219,9 @@ export interface ErrorEvent {
   event: 'error';
   message: string;
   tracerPid?: number;
+  /** When dlv itself failed: its last lines and how it exited (its words say why). */
+  dlvOutput?: string[];
+  dlvExit?: string;
 }
 
 export interface FollowedExit {
@@ -239,6 +244,8 @@ export interface ExitEvent {
   trigger?: string;
   dlvPid?: number;
   dlvError?: string;
+  /** dlv-exited: the last lines dlv printed before it exited. */
+  dlvOutput?: string[];
   message?: string;
   /** The shims the agent followed, and how each was left. */
   followed?: FollowedExit[];
@@ -307,4 +314,23 @@ export function exitLeftTargetDetached(exit: ExitEvent | undefined): boolean {
   return Boolean(
     exit && exit.reason !== 'dlv-left-running' && exit.target.alive && exit.target.tracerPid === 0,
   );
+}
+
+/** What one function can name, read from its binary's DWARF (FunctionScope in node-agent/scope.go). */
+export interface FunctionScope {
+  function: string;
+  found: boolean;
+  params?: string[];
+  locals?: string[];
+  /** Package-level variables of the function's package, by their short name. */
+  packageVars?: string[];
+}
+
+/** `ctrdbg-agent scope`'s answer, one JSON object (ScopeReport in node-agent/scope.go). */
+export interface ScopeReport {
+  binary: string;
+  functions: FunctionScope[];
+  /** The names packages go by in an expression (last element of the import path). */
+  packages: string[];
+  error?: string;
 }

@@ -16,7 +16,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { delveError, nodeError } from '../errors.js';
+import { type CtrdbgError, delveError, nodeError, notDebuggableError } from '../errors.js';
 import type { RemoteHost, RemoteProcess } from '../nodes/remoteHost.js';
 import type { Logger } from '../util/output.js';
 import { shellJoin } from '../util/shell.js';
@@ -26,6 +26,7 @@ import {
   agentLineReader,
   type CreatedEvent,
   type DroppedEvent,
+  type ErrorEvent,
   type ExitEvent,
   exitLeftTargetDetached,
   type FollowedEvent,
@@ -98,6 +99,8 @@ export interface NodeDebugger {
 }
 
 export interface StartOptions {
+  /** The target as the user names it (`lab`), for hints that say what to run. */
+  spec?: string;
   pid: number;
   agentPath: string;
   dlvPath: string;
@@ -162,11 +165,7 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
             break;
           case 'error':
             clearTimeout(timer);
-            reject(
-              delveError(`dlv could not attach to containerd (pid ${pid}): ${e.message}`, {
-                hint: hintFor(e.message, stderr),
-              }),
-            );
+            reject(dlvStartError(pid, e, stderr, options.spec));
             break;
           case 'exit':
             exitEvent = e;
@@ -208,7 +207,14 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
           hint: hintFor('', stderr),
         }),
       );
-      if (!stopping) for (const l of lostListeners) l(`the debugger on the node exited (${code})`);
+      // dlv that died by itself said why in its last lines (the agent passes them on).
+      const said =
+        exitEvent?.reason === 'dlv-exited'
+          ? exitEvent.dlvOutput?.filter((l) => l.trim() && !l.includes('API server listening at:')).at(-1)
+          : undefined;
+      if (!stopping)
+        for (const l of lostListeners)
+          l(`the debugger on the node exited (${code})${said ? `; dlv said: ${said}` : ''}`);
     });
   });
   const readyEvent = await ready;
@@ -336,6 +342,33 @@ export async function startNodeDebugger(host: RemoteHost, options: StartOptions)
       };
     },
   };
+}
+
+/**
+ * The error for a dlv that did not start: dlv's own words decide what it is. A binary without DWARF is not a
+ * Delve failure but a containerd that is no debug build (exit 6), whatever connection dlv reset on its way out.
+ */
+export function dlvStartError(
+  pid: number,
+  event: Pick<ErrorEvent, 'message' | 'dlvOutput' | 'dlvExit'>,
+  stderr: string,
+  spec = 'TARGET',
+): CtrdbgError {
+  const said = (event.dlvOutput ?? []).filter((l) => l.trim() && !l.includes('API server listening at:'));
+  const text = `${event.message}\n${said.join('\n')}`;
+  if (/could not open debug info|no debug info|debug info.*(stripped|missing)|DWARF/i.test(text)) {
+    return notDebuggableError(
+      `containerd (pid ${pid}) has no debug information: dlv could not attach (${event.message}).`,
+      {
+        hint: `It is not a debug build (stripped, like a distribution's containerd). Install one with: ctrdbg setup ${spec}; \`ctrdbg doctor ${spec}\` shows what runs.`,
+        details: { dlvOutput: event.dlvOutput ?? [], dlvExit: event.dlvExit ?? null },
+      },
+    );
+  }
+  return delveError(`dlv could not attach to containerd (pid ${pid}): ${event.message}`, {
+    hint: hintFor(text, said.length ? said.join('\n') : stderr),
+    details: { dlvOutput: event.dlvOutput ?? [], dlvExit: event.dlvExit ?? null },
+  });
 }
 
 function hintFor(message: string, stderr: string): string {

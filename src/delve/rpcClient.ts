@@ -408,8 +408,9 @@ export class DelveClient {
   private closedByPeer(): CtrdbgError {
     return delveError(`Delve (${this.endpoint}) closed the connection`, {
       hint:
-        'dlv exited or refused this client. A root dlv only accepts loopback clients of the same UNIX user: ' +
-        'connect through `ctrdbg-agent relay`.',
+        "dlv exited or refused this client: its own words are in the agent's log on the node " +
+        '(<ctrdbg dir>/agent.log, lines "dlv[PID]: …"). A client that reaches dlv without `ctrdbg-agent relay` is ' +
+        "refused when it is another UNIX user than dlv's.",
     });
   }
 

@@ -429,8 +429,12 @@ export interface RestoreResult {
   /** false when ctrdbg never replaced containerd (only its shim): containerd was left as it runs. */
   containerdChanged: boolean;
   restored: boolean;
+  /** ctrdbg never replaced anything on this node (containerd nor shim): nothing was put back or restarted. */
+  nothingToRestore: boolean;
+  /** The original's path and sha256 (or what runs, when containerd was never changed). */
   path: string;
   sha256: string;
+  /** containerd's main pid after the restore (0: not running). */
   pid: number;
   logLevelRemoved: boolean;
   purged: string[];
@@ -467,22 +471,28 @@ export async function restoreOriginal(
   const state = await readNodeState(host, target);
   const purged: string[] = [];
   if (!state.original) {
-    if (!shim)
-      throw nodeError(`ctrdbg has not changed ${target.endpoint.label}: there is nothing to restore.`, {
-        hint: 'Run `ctrdbg doctor` to see what the node runs.',
-      });
-    // Only the shim was ever replaced (a setup cut short before containerd's swap began).
+    // ctrdbg never swapped containerd here (at most the shim, a setup cut short before containerd's swap):
+    // restoring it is done already, a no-op that says so, not a failure.
     const pid = await service.mainPid();
     const exe = pid ? (await host.exec(`readlink /proc/${pid}/exe`, { sudo: true })).stdout.trim() : '';
+    if (options.purge) {
+      const bin = `${target.node.ctrdbgDir}/bin`;
+      await host.execChecked(`rm -rf ${shellQuote(bin)}`, { sudo: true });
+      purged.push(bin);
+      delete state.dlv;
+      delete state.agent;
+      await writeNodeState(host, target, state);
+    }
     return {
       containerdChanged: false,
       restored: false,
+      nothingToRestore: !shim,
       path: exe,
       sha256: (pid ? await remoteSha256(host, `/proc/${pid}/exe`) : undefined) ?? '',
       pid,
       logLevelRemoved: false,
       purged,
-      shim,
+      ...(shim ? { shim } : {}),
     };
   }
   const original = state.original;
@@ -532,6 +542,7 @@ export async function restoreOriginal(
   return {
     containerdChanged: true,
     restored: onDisk !== original.sha256,
+    nothingToRestore: false,
     path: original.path,
     sha256: original.sha256,
     pid,

@@ -50,6 +50,38 @@ export interface DoctorOptions extends TargetOptions {
   src?: string;
 }
 
+/**
+ * The node's containerd version against the source's. A version that reads no number (containerd down, an
+ * unknown binary) is said as such: "Check out v<nothing>" would send the user to a tag that does not exist.
+ */
+export function versionCheck(nodeVersion: string, compareWith: string | undefined, spec: string): Check {
+  const title = 'version matches the source';
+  if (!compareWith)
+    return {
+      id: 'version',
+      title,
+      status: 'warn',
+      detail: `node ${nodeVersion || 'reports no version'}; no source to compare with`,
+      hint: 'Pass --src DIR, or run ctrdbg setup (it records the source version).',
+    };
+  const node = semverOf(nodeVersion);
+  const source = semverOf(compareWith);
+  const same = node !== undefined && node === source;
+  const detail = `node ${node ?? JSON.stringify(nodeVersion || 'no version')}, source ${source ?? compareWith}`;
+  if (same) return { id: 'version', title, status: 'ok', detail };
+  return {
+    id: 'version',
+    title,
+    status: 'fail',
+    detail,
+    hint: !node
+      ? `The node's containerd reports no version number (${JSON.stringify(nodeVersion || 'nothing')}): check that it runs (ctrdbg doctor ${spec}), or what runs there after \`ctrdbg restore ${spec}\`.`
+      : !source
+        ? `The source reports no version number (${JSON.stringify(compareWith)}): pass --src with a containerd tree checked out at v${node}.`
+        : `Check out v${node} in the source tree and run ctrdbg setup again.`,
+  };
+}
+
 /** Free space below which pulls and snapshots start failing in practice. */
 const MIN_FREE_BYTES = 1024 ** 3;
 
@@ -155,30 +187,7 @@ export async function doctor(spec: string | undefined, options: DoctorOptions): 
     const builtFrom = (state.installed?.manifest as { containerd?: { version?: string | null } } | undefined)
       ?.containerd?.version;
     const compareWith = options.src ? await treeVersion(options.src) : (builtFrom ?? undefined);
-    if (compareWith) {
-      const same = semverOf(nodeVersion) === semverOf(compareWith);
-      add({
-        id: 'version',
-        title: 'version matches the source',
-        status: same ? 'ok' : 'fail',
-        detail: `node ${semverOf(nodeVersion) ?? nodeVersion}, source ${semverOf(compareWith) ?? compareWith}`,
-        ...(same
-          ? {}
-          : {
-              hint: semverOf(nodeVersion)
-                ? `Check out v${semverOf(nodeVersion)} in the source tree and run ctrdbg setup again.`
-                : `The node's containerd reports no version number (${JSON.stringify(nodeVersion || 'nothing')}): check what runs there with \`ctrdbg doctor\` after \`ctrdbg restore ${target.spec}\`.`,
-            }),
-      });
-    } else {
-      add({
-        id: 'version',
-        title: 'version matches the source',
-        status: 'warn',
-        detail: `node ${nodeVersion}; no source to compare with`,
-        hint: 'Pass --src DIR, or run ctrdbg setup (it records the source version).',
-      });
-    }
+    add(versionCheck(nodeVersion, compareWith, target.spec));
 
     add(await delveCheck(host, target, state, goVersion));
 

@@ -5,11 +5,15 @@
  * as a containerd that does not start. Setup calls this for containerd and dlv before it changes anything; the
  * agent's upload calls it too.
  */
+
+import { inspectBinary } from '../debugbuild/debugInfo.js';
 import { type ExecutableFacts, platformProblems, readExecutableFacts } from '../debugbuild/platform.js';
-import { wrongPlatformError } from '../errors.js';
+import { notDebuggableError, wrongPlatformError } from '../errors.js';
 import type { RemoteHost } from '../nodes/remoteHost.js';
 import type { Target } from '../nodes/target.js';
 import { shellQuote } from '../util/shell.js';
+import { type NodeState, readNodeState } from './nodeState.js';
+import { fetchRunningBinary, type NodeProbe } from './probe.js';
 
 export interface GuardedBinary {
   /** What it is to the user: "dlv", "containerd", "ctrdbg-agent". */
@@ -53,4 +57,29 @@ export async function checkRunsOnNode(
     `${name} cannot run on ${target.endpoint.label}, a linux/${goArch} node: ${problems.join('; ')}. Nothing was uploaded and the node was not changed.`,
     { hint: binary.hint, details: { facts, problems } },
   );
+}
+
+/**
+ * Refuses (exit 6) a running containerd that is no debug build, before dlv touches it: attaching to a stripped
+ * or optimised containerd only yields errors, and pauses it meanwhile. Cheap when setup recorded this very
+ * binary (its sha256 is in the node state); else the running binary is fetched and read.
+ */
+export async function checkRunningDebuggable(
+  host: RemoteHost,
+  target: Target,
+  probe: NodeProbe,
+  state?: NodeState,
+): Promise<void> {
+  const known = state ?? (await readNodeState(host, target));
+  if (known.installed?.sha256 === probe.runningSha256) return;
+  const report = await inspectBinary(await fetchRunningBinary(host, probe), {
+    expectedArch: probe.goArch,
+    delveVersion: null,
+  });
+  if (!report.debuggable) {
+    throw notDebuggableError(
+      `containerd on ${target.endpoint.label} (${probe.binary}) is not a debug build: ${report.problems.join('; ')}.`,
+      { hint: `Install one with: ctrdbg setup ${target.spec}` },
+    );
+  }
 }

@@ -178,11 +178,9 @@ export async function setupNode(
         },
       );
     }
-    const binaryVersion =
-      manifest?.containerd.line ??
-      manifest?.containerd.version ??
-      (await runContainerdVersion(binary))?.line ??
-      '';
+    const ran = manifest ? undefined : await runContainerdVersion(binary);
+    if (!manifest) refuseNotContainerd(binary, report.mainPackage, ran?.line ?? undefined);
+    const binaryVersion = manifest?.containerd.line ?? manifest?.containerd.version ?? ran?.line ?? '';
     checkVersions(nodeVersion, binaryVersion, options.allowVersionMismatch, log);
     const shimVersion = shim
       ? (shim.manifest?.containerd.line ??
@@ -467,6 +465,35 @@ async function chooseBinary(
     ? { binary: result.shim.binary, manifest: result.shim.manifest, built: true }
     : givenShim;
   return { binary: result.binary, manifest: result.manifest, built: true, ...(shim ? { shim } : {}) };
+}
+
+/**
+ * A --binary without ctrdbg's manifest is containerd only if it says so: `containerd --version` prints
+ * "containerd <package> <version> …". Any other program (a dlv, a hello world) would otherwise be refused as
+ * "the debug build is 'unknown'", with advice to check out the node's containerd tag.
+ */
+export function refuseNotContainerd(
+  binary: string,
+  mainPackage: string | null,
+  versionLine: string | undefined,
+): void {
+  if (versionLine !== undefined && /^containerd\s/.test(versionLine)) return;
+  // Not run (another arch, or --version failed): only the build info can tell, and only a clear "no" refuses.
+  if (versionLine === undefined && (mainPackage === null || /containerd/i.test(mainPackage))) return;
+  const program = mainPackage ? `a Go program whose main package is ${mainPackage}` : 'a Go program';
+  const said =
+    versionLine === undefined
+      ? '`--version` failed'
+      : versionLine === ''
+        ? '`--version` printed nothing'
+        : `\`--version\` printed ${JSON.stringify(versionLine.slice(0, 80))}`;
+  throw inputError(
+    `${binary} is not containerd: it is ${program}, and ${said} where containerd prints "containerd <package> <version>".`,
+    {
+      hint: 'Pass a containerd binary (`ctrdbg build` writes one with its manifest beside it), or leave out --binary and setup builds one from the source.',
+      details: { mainPackage, versionLine: versionLine ?? null },
+    },
+  );
 }
 
 /** Compares major.minor.patch: kubelet and the node's config expect the version the node shipped. */

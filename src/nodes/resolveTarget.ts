@@ -62,7 +62,27 @@ export function parseTargetSpec(spec: string): ParsedSpec {
     }
     const user = decodeURIComponent(url.username);
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (!user || !host || url.pathname.replace(/^\/$/, '') !== '') throw badSpec(spec);
+    if (!host) throw badSpec(spec);
+    const port = url.port ? `:${url.port}` : '';
+    if (!user) {
+      throw inputError(
+        `'${spec}' names no user: ctrdbg logs in over SSH as a user with passwordless sudo, and the user is part of the target.`,
+        {
+          hint: `Write it as ssh://USER@${url.hostname}${port} (minikube's VM user is docker: ssh://docker@${url.hostname}${port}), with --key FILE for that user's key.`,
+        },
+      );
+    }
+    if (url.password)
+      throw inputError(
+        `'${spec.replace(/:[^:@/]*@/, ':…@')}' holds a password: ctrdbg logs in with a key only.`,
+        {
+          hint: `Write ssh://${user}@${url.hostname}${port} and pass the key with --key FILE.`,
+        },
+      );
+    if (url.pathname.replace(/^\/$/, '') !== '' || url.search || url.hash)
+      throw inputError(`'${spec}' has a path after the host; an SSH target is only ssh://USER@HOST[:PORT].`, {
+        hint: `Write ssh://${user}@${url.hostname}${port}.`,
+      });
     return { kind: 'ssh', user, host, port: url.port ? Number(url.port) : 22 };
   }
   throw badSpec(spec);

@@ -101,11 +101,83 @@ export interface RecordOutcome {
   rearms: number;
   /** The most hit bytes that waited on the node for ctrdbg at once (a slow or stalled reader). */
   queuedPeakBytes: number;
+  /** What the stops were: the ones that recorded hits, and why the others recorded none (see explainStops). */
+  stopKinds: StopKinds;
   /** How long containerd was stopped to attach and arm, and dlv's own part of it (ms). */
   pausedMs: number;
   dlvAttachMs: number;
   /** performance.now() when the recording ended with containerd stopped at a hit (the hand-over starts there). */
   lastStopAt?: number;
+}
+
+/** Why containerd stopped, counted per stop (one stop can hold several hits: concurrent callers). */
+export interface StopKinds {
+  /** Stops that recorded at least one hit. */
+  recorded: number;
+  /** Threads that recorded at least one hit (a stop holds one per caller stopped together). */
+  hitThreads: number;
+  /** Stops at a shared breakpoint where no entry's own condition held. */
+  noEntry: number;
+  /** Stops whose returns all succeeded, at onlyFailures entries. */
+  filtered: number;
+  /** The agent's halt that ended the recording. */
+  halts: number;
+  /** Unhandled panics or fatal throws Delve stopped at. */
+  panics: number;
+  /** Hits recorded in followed shims: they stop on their own, not among containerd's stops. */
+  shimHits: number;
+}
+
+/**
+ * Why there were more stops than hits, or more hits than stops, in words for the summary; undefined when each
+ * stop recorded exactly one hit. "3 hits in 4 stops" alone reads like a lost hit.
+ */
+export function explainStops(hits: number, stops: number, kinds: StopKinds): string | undefined {
+  const count = (k: number) => `${k} stop${k === 1 ? ' was' : 's were'}`;
+  const parts: string[] = [];
+  if (kinds.halts) parts.push(`${count(kinds.halts)} the halt that ended the recording`);
+  if (kinds.noEntry)
+    parts.push(`${count(kinds.noEntry)} at a shared breakpoint where no entry's own condition held`);
+  if (kinds.filtered)
+    parts.push(`${count(kinds.filtered)} at onlyFailures returns that succeeded (left out)`);
+  if (kinds.panics) parts.push(`${count(kinds.panics)} at a panic or fatal error`);
+  const other = stops - kinds.recorded - kinds.noEntry - kinds.filtered - kinds.halts - kinds.panics;
+  if (other > 0)
+    parts.push(`${count(other)} at no breakpoint of ctrdbg's (another client's breakpoint or halt)`);
+  const together = kinds.hitThreads - kinds.recorded;
+  if (together > 0)
+    parts.push(
+      `${together} hit${together === 1 ? '' : 's'} came in a stop with another (callers stopped together)`,
+    );
+  if (kinds.shimHits)
+    parts.push(
+      `${kinds.shimHits} hit${kinds.shimHits === 1 ? ' was' : 's were'} in followed shims, which stop on their own`,
+    );
+  const entries = hits - kinds.shimHits - kinds.hitThreads;
+  if (entries > 0)
+    parts.push(
+      `${entries} hit${entries === 1 ? ' was' : 's were'} one stop counted for another entry (sets sharing a breakpoint)`,
+    );
+  return parts.length ? parts.join('; ') : undefined;
+}
+
+/** Each stop counted once, by what it did first: recorded a hit, else served no entry, else was filtered. */
+function stopKindsOf(
+  sets: Record<'recorded' | 'noEntry' | 'filtered' | 'panics', Set<number>>,
+  hitThreads: number,
+  halts: number,
+  shimHits: number,
+): StopKinds {
+  const counted = new Set(sets.recorded);
+  const only = (set: Set<number>) => {
+    const fresh = [...set].filter((s) => !counted.has(s));
+    for (const s of fresh) counted.add(s);
+    return fresh.length;
+  };
+  const noEntry = only(sets.noEntry);
+  const filtered = only(sets.filtered);
+  const panics = only(sets.panics);
+  return { recorded: sets.recorded.size, hitThreads, noEntry, filtered, halts, panics, shimHits };
 }
 
 /** Delve flags return values (named or `~r0…`) among a function's arguments; at an entry they are garbage. */
@@ -120,6 +192,17 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
   let filtered = 0;
   let pausedMs = 0;
   let dlvAttachMs = 0;
+  // Per stop number of containerd's loop: what it was, for explainStops (shims' stops are their own).
+  const newKinds = () => ({
+    recorded: new Set<number>(),
+    noEntry: new Set<number>(),
+    filtered: new Set<number>(),
+    panic: new Set<number>(),
+  });
+  const kinds = newKinds();
+  const shimKinds = newKinds();
+  let hitThreads = 0;
+  let primaryHits = 0;
   const sentAt = performance.now();
   return new Promise<RecordOutcome>((resolve, reject) => {
     let settled = false;
@@ -136,7 +219,11 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       binaries.set(options.primaryPid, options.primaryBinary ?? 'containerd');
     const onHitEvent = (event: HitEvent) => {
       const thread = event.thread as Thread;
+      // Stops are counted by containerd's loop; a followed shim's hits come from stops of its own.
+      const primary = options.primaryPid === undefined || event.pid === options.primaryPid;
+      const stops = primary ? kinds : shimKinds;
       if (event.bp < 0) {
+        stops.panic.add(event.stop);
         options.onPanic?.(`${thread.breakPoint?.name || 'runtime'} at ${thread.file}:${thread.line}`);
         return;
       }
@@ -157,12 +244,18 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
       };
       // The agent's clock: hits that waited in its queue keep the time they happened.
       const t = round(event.t + (sentAt - options.startedAt));
-      for (const bp of servedEntries(stop, location)) {
+      const served = servedEntries(stop, location);
+      if (served.length === 0) stops.noEntry.add(event.stop);
+      let recordedHere = false;
+      for (const bp of served) {
         if (bp.onlyFailures && !returnedError(info.arguments)) {
           filtered++;
+          stops.filtered.add(event.stop);
           continue;
         }
+        recordedHere = true;
         seq++;
+        if (primary) primaryHits++;
         perBreakpoint[bp.name] = (perBreakpoint[bp.name] ?? 0) + 1;
         const hit = toHit(stop, bp, seq, t, event.wall, options.fieldNameRedaction, location.redact);
         hit.record.stoppedMs = round(event.holdUs / 1000);
@@ -170,6 +263,10 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
         redacted += hit.redacted;
         writer?.writeHit(hit.record);
         options.onHit?.(hit.record);
+      }
+      if (recordedHere && primary) {
+        hitThreads++;
+        kinds.recorded.add(event.stop);
       }
     };
     const onRecording = (event: RecordingEvent) => {
@@ -208,6 +305,12 @@ export async function recordHits(options: RecordOptions): Promise<RecordOutcome>
         filtered,
         rearms: event.rearms ?? 0,
         queuedPeakBytes: event.queuedPeakBytes ?? 0,
+        stopKinds: stopKindsOf(
+          { recorded: kinds.recorded, noEntry: kinds.noEntry, filtered: kinds.filtered, panics: kinds.panic },
+          hitThreads,
+          event.haltStops ?? 0,
+          seq - primaryHits,
+        ),
         pausedMs,
         dlvAttachMs,
         ...(event.reason === 'max-hits' ? { lastStopAt: performance.now() } : {}),

@@ -894,6 +894,8 @@ describe('bad input: a clear error and the node untouched', () => {
       expect(tracerPid(stock.containerd.pid)).toBe(0);
     } finally {
       expect((await ctrdbg(['setup', 'lab', '--skip-build'], { env })).exitCode).toBe(0);
+      // The debug build runs under a new pid now: the tests after this one check that containerd.
+      lab = await labStatus('default', env);
     }
   });
 

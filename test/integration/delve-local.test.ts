@@ -12,12 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  breakpointName,
-  clearUserBreakpoints,
-  resolveSet,
-  toBreakpointRequest,
-} from '../../src/breakpoints/resolve.js';
+import { sharedBreakpointRequest } from '../../src/attach/arm.js';
+import { breakpointName, clearUserBreakpoints, resolveSet } from '../../src/breakpoints/resolve.js';
 import { findBreakpointSet, loadBreakpointSets } from '../../src/breakpoints/sets.js';
 import {
   type AgentEvent,
@@ -25,6 +21,7 @@ import {
   type ExitEvent,
   type RelayNotice,
 } from '../../src/delve/agentProtocol.js';
+import { dlvStartError } from '../../src/delve/nodeDebugger.js';
 import { type DelveClient, delveClientFromStream } from '../../src/delve/rpcClient.js';
 import { convertVariable, stoppedThreads } from '../../src/record/delveValues.js';
 import {
@@ -183,7 +180,11 @@ async function armLabCreate(client: DelveClient, only?: string[]) {
     const spec = set.entries.find((e) => e.name === entry.entry)!;
     for (const [i, location] of entry.locations.entries()) {
       const bp = await client.createBreakpoint(
-        toBreakpointRequest(spec, location, breakpointName(set.name, spec.name, i)),
+        sharedBreakpointRequest(
+          [{ entry: spec, record: spec.record }],
+          location,
+          breakpointName(set.name, spec.name, i),
+        ),
       );
       ids.set(bp.id, entry.entry);
     }
@@ -515,5 +516,53 @@ describe('Delve layer against a real containerd', () => {
     await running;
     relay.stdin!.end();
     await expectContainerdHealthy(pid);
+  });
+});
+
+describe('the agent against a containerd without debug info', () => {
+  let stock: LocalContainerd | undefined;
+  let dir: string;
+  let agent: string;
+  beforeAll(async () => {
+    // Its own directory: the suite above removes its own when it ends.
+    dir = mkdtempSync(join(tmpdir(), 'ctrdbg-delve-stock-'));
+    agent = await buildNodeAgent(dir);
+    // Debian's containerd, stripped like a distribution's: dlv cannot attach to it.
+    stock = await startLocalContainerd('/usr/bin/containerd');
+  }, 300_000);
+
+  afterAll(async () => {
+    await stock?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reports dlv's own words and exit status, not the connection dlv reset", async () => {
+    const pid = stock!.pid;
+    const child = spawn(agent, ['dlv', '--pid', String(pid), '--listen', '127.0.0.1:0', '--', DLV], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const events: AgentEvent[] = [];
+    child.stdout!.on(
+      'data',
+      agentLineReader((e) => events.push(e)),
+    );
+    const code = await waitExit(child, 60_000);
+    expect(code).not.toBe(0);
+    const error = events.find((e) => e.event === 'error');
+    expect(error, JSON.stringify(events)).toBeDefined();
+    if (error?.event !== 'error') return;
+    expect(error.message).toMatch(
+      /^dlv exited \(exit status \d+\): could not attach to pid \d+: could not open debug info/,
+    );
+    expect(error.message).not.toMatch(/connection reset|cannot talk to dlv/);
+    expect(error.dlvExit).toMatch(/^exit status \d+$/);
+    expect(error.dlvOutput?.join('\n')).toContain('could not open debug info');
+    // What ctrdbg makes of it: a containerd that is no debug build (exit 6), and what to run.
+    const reported = dlvStartError(pid, error, '', 'lab');
+    expect(reported.exitCode).toBe(6);
+    expect(reported.hint).toContain('ctrdbg setup lab');
+    // The stripped containerd was never left stopped or traced.
+    expect(tracerPid(pid)).toBe(0);
+    expect((await stock!.ctr(['version'], 15_000)).code).toBe(0);
   });
 });

@@ -272,3 +272,60 @@ describe('loading user sets', () => {
     );
   });
 });
+
+describe('a set file that is not a set says what it is', () => {
+  const thrown = (text: string) => {
+    try {
+      parseBreakpointSet(text, 'x.yaml');
+    } catch (error) {
+      if (isCtrdbgError(error)) return error;
+      throw error;
+    }
+    throw new Error('expected the set to be rejected');
+  };
+
+  it.each(['', '\n\n', '# only a comment\n', '---\n'])(
+    'an empty file (%j) is "empty", not "received null"',
+    (text) => {
+      const error = thrown(text);
+      expect(error.kind).toBe('input');
+      expect(error.message).toBe('x.yaml is empty: it holds no breakpoint set.');
+      expect(error.message).not.toMatch(/null|Invalid input/);
+      expect(error.hint).toContain('schema: ctrdbg.breakpoint-set/v1');
+    },
+  );
+
+  it('a list or a single value is named as such', () => {
+    expect(thrown('- a\n- b\n').message).toContain('x.yaml:1:1: the file holds a list, not a breakpoint set');
+    expect(thrown('just words\n').message).toContain('the file holds a single value, not a breakpoint set');
+  });
+});
+
+describe('record expressions and conditions are parsed when the set loads', () => {
+  it('a syntax error is a load error at file:line:column', () => {
+    const text = good.replace('record: [req.Namespace.Name]', 'record: [req.Namespace.Name, a +]');
+    const found = problems(text, 'bad.yaml');
+    expect(found).toEqual([
+      {
+        file: 'bad.yaml',
+        line: 8,
+        column: 36,
+        message: 'record expression "a +" is not a Go expression: "+" needs an operand on its right',
+      },
+    ]);
+  });
+
+  it('a condition too, with the column inside a quoted scalar', () => {
+    const text = good.replace('    record:', '    condition: "req.Namespace.Name = \\"x\\""\n    record:');
+    const [p] = problems(text);
+    expect(p?.line).toBe(8);
+    expect(p?.column).toBe(36);
+    expect(p?.message).toMatch(
+      /^condition "req.Namespace.Name = \\"x\\"" is not a Go expression: an assignment/,
+    );
+  });
+
+  it('every built-in set still loads', () => {
+    expect(loadBreakpointSets().length).toBeGreaterThanOrEqual(8);
+  });
+});

@@ -79,7 +79,10 @@ export function connectError(
     return authError(
       `The node ${where} refused key ${endpoint.keyPath} (${keyFingerprint}) for user ${endpoint.user}.`,
       {
-        hint: `Check that ${endpoint.keyPath}.pub is in ~${endpoint.user}/.ssh/authorized_keys on the node, that the user exists and may log in (sshd AllowUsers), and that the user in the target (ssh://USER@HOST) is right.`,
+        // The user and key come from the target: ssh://USER@HOST and --key; a lab or minikube names its own.
+        hint: endpoint.label.startsWith('ssh://')
+          ? `Check that ${endpoint.keyPath}.pub is in ~${endpoint.user}/.ssh/authorized_keys on the node and that ${endpoint.user} may log in (sshd AllowUsers); pass another key with --key FILE, or another user in the target (ssh://USER@${endpoint.host}${endpoint.port === 22 ? '' : `:${endpoint.port}`}).`
+          : `${endpoint.label} chooses its own user and key: check that ${endpoint.keyPath}.pub is still in ~${endpoint.user}/.ssh/authorized_keys on the node.${labHint}`,
         cause: error,
       },
     );
