@@ -41,6 +41,34 @@ type relay struct {
 	notices  *eventWriter
 	done     chan struct{}
 	doneOnce sync.Once
+	// answered is closed once the client has the answer to the request that ended the session (a safe detach):
+	// dlv exits during that detach, and the relay must not end before the answer is written.
+	detachMu sync.Mutex
+	answered chan struct{}
+}
+
+// beginDetach marks a safe detach under way; the returned func is called once the client has its answer.
+func (r *relay) beginDetach() func() {
+	r.detachMu.Lock()
+	defer r.detachMu.Unlock()
+	ch := make(chan struct{})
+	r.answered = ch
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+// awaitAnswer holds the end of the relay (dlv has gone) until a detach's answer is written, at most 25 s.
+func (r *relay) awaitAnswer() {
+	r.detachMu.Lock()
+	ch := r.answered
+	r.detachMu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-time.After(25 * time.Second):
+	}
 }
 
 func runRelay(args []string) int {
@@ -104,6 +132,8 @@ func (r *relay) serve(protocol string, requests func() error, responses func() e
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			logf("relay: from dlv: %v", err)
 		}
+		// dlv went away: if that was the safe detach a client asked for, its answer goes out first.
+		r.awaitAnswer()
 		r.finish()
 	}()
 	go func() {
@@ -185,11 +215,14 @@ func (r *relay) rpcRequests() error {
 				json.Unmarshal(req.Params[0], &args)
 			}
 			request := fmt.Sprintf("Detach{Kill:%t}", args.Kill)
+			answered := r.beginDetach()
 			if _, err := r.detachSafely("json-rpc", request); err != nil {
 				r.rpcReply(req.ID, nil, "ctrdbg-agent: could not detach safely: "+err.Error())
+				answered()
 				continue
 			}
 			r.rpcReply(req.ID, map[string]interface{}{}, "")
+			answered()
 			return errSessionEnded
 		case "RPCServer.Restart":
 			message := "ctrdbg refuses Restart: it would restart or kill containerd. Leave with 'exit' (ctrdbg detaches and keeps containerd running)."
@@ -297,13 +330,16 @@ func (r *relay) dapRequests() error {
 					json.Unmarshal(req.Arguments, &args)
 				}
 				if args.TerminateDebuggee {
+					answered := r.beginDetach()
 					if _, err := r.detachSafely("dap", "disconnect{terminateDebuggee:true}"); err != nil {
 						r.dapRespond(req, false, "ctrdbg-agent: could not detach safely: "+err.Error())
+						answered()
 						continue
 					}
 					r.dapConsole("ctrdbg: containerd was not terminated: its breakpoints were cleared and the debugger detached; it keeps running.")
 					r.dapRespond(req, true, "")
 					r.dapSend(map[string]interface{}{"type": "event", "event": "terminated"})
+					answered()
 					return errSessionEnded
 				}
 			case "terminate", "restart":

@@ -212,6 +212,20 @@ export async function serveHandover(options: HandoverOptions): Promise<HandoverO
   options.signal.removeEventListener('abort', onAbort);
   port.server.off('connection', onConnection);
   port.close();
+  // A client whose request ended the session (a Detach the relay carried out) gets its answer first: the relay
+  // writes it, then closes, and its close ends the socket. Only what is still open after that is cut.
+  if (outcome.reason === 'handover-detached' && sockets.size > 0) {
+    // 'finish': everything written to the socket has reached the system (the relay's close ended it).
+    const closed = [...sockets].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.writableFinished || s.destroyed) resolve();
+          s.once('finish', () => resolve());
+          s.once('close', () => resolve());
+        }),
+    );
+    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 5_000).unref())]);
+  }
   for (const socket of sockets) socket.destroy();
   if (outcome.reason !== 'handover-detached') await state();
   if (holdStart !== undefined) holdsMs.push(performance.now() - holdStart);

@@ -536,8 +536,9 @@ describe('every way out leaves containerd running', () => {
     const session = readSession(file);
     const ours = session.hits.filter((h) => String(exprValue(h, 'req.Namespace.Name')).startsWith(prefix));
     expect(ours).toHaveLength(calls);
-    // Each stop lasted one capture, not the stall.
-    for (const h of ours) expect(h.stoppedMs).toBeLessThan(250);
+    // Each stop lasted one capture (128 KB of labels, depth 3: tens of ms, more on a loaded machine), never the
+    // 5 s stall.
+    for (const h of ours) expect(h.stoppedMs).toBeLessThan(1_500);
     const end = session.end as { dropped: number; queuedPeakBytes?: number };
     expect(end.dropped).toBe(0);
     // The stall did back up into the node's queue (the path under test was taken).
@@ -599,7 +600,7 @@ describe('every way out leaves containerd running', () => {
 });
 
 describe('time limits limit everything', () => {
-  it('--duration 5s with a trigger that runs on: back within 10 s, the trigger stopped, none of it left', async () => {
+  it('--duration 5s with a trigger that runs on: the recording ends at 5 s, the trigger stopped, none of it left', async () => {
     const marker = `1000.${process.pid}${n++}`;
     const file = join(work, 'duration.jsonl');
     const started = Date.now();
@@ -620,7 +621,13 @@ describe('time limits limit everything', () => {
     );
     const took = Date.now() - started;
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(took).toBeLessThan(10_000);
+    // The recording's clock: it ended at the duration, plus stopping the trigger (SIGTERM here) and detaching.
+    // (Before the fix a `sleep 1000` trigger kept attach for 17 minutes.) The wall time adds ctrdbg's start,
+    // SSH and dlv's attach, which a loaded 2-core machine stretches: bounded loosely.
+    const endT = (readSession(file).end as { t: number }).t;
+    expect(endT).toBeGreaterThanOrEqual(5_000);
+    expect(endT).toBeLessThan(9_000);
+    expect(took).toBeLessThan(30_000);
     expect(r.stderr).toContain('the trigger was still running when recording stopped (duration)');
     expect(r.stderr).toContain('stopped the trigger with SIGTERM');
     expect(r.stdout).toContain('trigger: stopped with SIGTERM');
