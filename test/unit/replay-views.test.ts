@@ -27,7 +27,20 @@ async function transcript(args: string, options: ReplayOptions, file = sample): 
   return `$ ctrdbg replay ${file} ${args}`.trimEnd() + `\n${body}\n`;
 }
 
+/** A CRI lab recording of stdio + stdio-shim: hits of containerd and of the pod's shim. */
+const shimSample = relative(process.cwd(), join(root, 'test', 'fixtures', 'sessions', 'shim-stdio.jsonl'));
+
 describe('golden transcripts', () => {
+  it('a recording that followed a shim: --list has a process column, --goto names the process', async () => {
+    const parts = [
+      await transcript('--list', { list: true }, shimSample),
+      await transcript('--goto 7', { goto: '7' }, shimSample),
+    ];
+    const text = parts.join('\n');
+    expect(text).toMatch(/^7 +\+1\.835s +shim 9882 +stdio-shim\/copy-pipes/m);
+    expect(text).toMatch(/^2 +\+1\.466s +containerd 20848 +stdio\/new-container-io/m);
+    await expect(text).toMatchFileSnapshot(golden('replay-shim-list-goto.txt'));
+  });
   it('summary', async () => {
     await expect(await transcript('', {})).toMatchFileSnapshot(golden('replay-summary.txt'));
   });
