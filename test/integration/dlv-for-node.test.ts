@@ -210,7 +210,8 @@ describe('a dlv built from Delve’s source for the node’s arch', () => {
       );
 
       const recording = join(work, 'lab-create.jsonl');
-      await execa('ctr', ['-a', lab.socket, 'namespaces', 'rm', 'x'], { reject: false });
+      // A name of this run's own: a namespace left by another run (or not removable) must not fail the trigger.
+      const ns = `dlvsrc-${process.pid}-${Date.now() % 100000}`;
       const attach = await ctrdbg(
         [
           'attach',
@@ -220,11 +221,11 @@ describe('a dlv built from Delve’s source for the node’s arch', () => {
           '--record',
           recording,
           '--trigger',
-          'ctr -a $CTRDBG_SOCKET namespaces create x',
+          `ctr -a $CTRDBG_SOCKET namespaces create ${ns}`,
         ],
         { env },
       );
-      await execa('ctr', ['-a', lab.socket, 'namespaces', 'rm', 'x'], { reject: false });
+      await execa('ctr', ['-a', lab.socket, 'namespaces', 'rm', ns], { reject: false });
       expect(attach.exitCode, attach.stderr).toBe(0);
       const lines = (await readFile(recording, 'utf8'))
         .trim()
@@ -235,7 +236,7 @@ describe('a dlv built from Delve’s source for the node’s arch', () => {
       expect(hits[0].location.function).toBe(
         'github.com/containerd/containerd/services/namespaces.(*local).Create',
       );
-      expect(JSON.stringify(hits[0])).toContain('"x"');
+      expect(JSON.stringify(hits[0])).toContain(`"${ns}"`);
       // The Go the lab's debug build was made with, for the tests below.
       labGoVersion = lines[0].containerd.goVersion;
       expect(labGoVersion).toMatch(/^go1\.19\./);
